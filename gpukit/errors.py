@@ -1,0 +1,98 @@
+"""The gpukit exception hierarchy.
+
+Every error gpukit raises on purpose derives from :class:`GpukitError`, so a
+batch driver can catch exactly gpukit's own failures. Errors about a file name
+that file (``.path``) and say what was wrong with it. Bad values derive from
+``ValueError``; a missing package or device derives from :class:`EnvironmentProblem`
+(a ``RuntimeError``), so callers can tell "your data is wrong" from "your
+machine lacks something".
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+
+class GpukitError(Exception):
+    """Root of every error gpukit raises on purpose."""
+
+    def __init__(self, message: str, path: "str | os.PathLike | None" = None):
+        self.path = None if path is None else os.fspath(path)
+        self.reason = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+# -- bad input files --------------------------------------------------------
+class DicomFileError(GpukitError, ValueError):
+    """A file could not be used as DICOM (base of the per-file errors)."""
+
+
+class NotDicomError(DicomFileError):
+    """The file is not DICOM at all (no preamble/DICM and no parseable dataset)."""
+
+
+class CorruptDicomError(DicomFileError):
+    """The file starts as DICOM but is truncated or malformed."""
+
+
+class NoPixelDataError(DicomFileError):
+    """The dataset has no Pixel Data (a report, a DICOMDIR, a presentation state...)."""
+
+
+class UnsupportedDicomError(DicomFileError):
+    """Valid DICOM that gpukit does not turn into a volume (RGB, no geometry, ...)."""
+
+
+class DecodeError(DicomFileError):
+    """A decoder was available but failed on this file's pixel data."""
+
+
+# -- series-level problems ---------------------------------------------------
+class SeriesError(GpukitError, ValueError):
+    """Base of the errors about a series as a whole."""
+
+
+class SeriesNotFoundError(SeriesError):
+    """No volume series under a path, or none matching the requested one."""
+
+
+class AmbiguousSeriesError(SeriesError):
+    """Several volume series were found and none was chosen; lists them."""
+
+    def __init__(self, message: str, series: Iterable = (), path=None):
+        self.series = list(series)
+        super().__init__(message, path)
+
+
+class InconsistentSeriesError(SeriesError):
+    """Images of one series disagree (matrix, orientation, pixel format, ...)."""
+
+
+class IrregularSpacingError(SeriesError):
+    """Slice positions are not uniformly spaced (missing slice, duplicates, gaps).
+
+    ``positions`` holds the offsets of every slice along the normal (mm) and
+    ``report`` the :class:`gpukit.geometry.SpacingReport`.
+    """
+
+    def __init__(self, message: str, positions=None, report=None, path=None):
+        self.positions = positions
+        self.report = report
+        super().__init__(message, path)
+
+
+# -- environment ----------------------------------------------------------------
+class EnvironmentProblem(GpukitError, RuntimeError):
+    """Something the machine lacks (a package, a device)."""
+
+
+class MissingDecoderError(EnvironmentProblem):
+    """No installed pixel-data decoder handles a transfer syntax; names what to install."""
+
+
+class BackendUnavailableError(EnvironmentProblem):
+    """A compute backend was requested that cannot run here; names what is missing."""
+
+
+__all__ = [n for n in dir() if n.endswith("Error") or n in ("EnvironmentProblem",)]

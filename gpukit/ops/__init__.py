@@ -1,0 +1,1 @@
+"""Operations: validate arguments, pick a backend, dispatch."""

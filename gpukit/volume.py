@@ -1,0 +1,176 @@
+"""The :class:`Volume`: a 3-D array with its exact patient-space geometry."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from . import geometry
+
+
+class Volume:
+    """A stack of slices with a 4x4 LPS affine and the metadata needed to interpret it.
+
+    Parameters
+    ----------
+    data : array, shape ``(nz, ny, nx)``
+        Stored values (raw, not rescaled), C order, ``data[k, j, i]``. A numpy
+        array, or a CuPy array for the GPU backends.
+    affine : (4, 4) array
+        ``affine @ (i, j, k, 1)`` is the LPS position (mm) of the centre of
+        ``data[k, j, i]``. May be sheared (gantry tilt).
+    meta : dict, optional
+        Metadata. Keys gpukit sets when loading DICOM: ``modality``,
+        ``series_uid``, ``study_uid``, ``frame_of_reference_uid``,
+        ``series_description``, ``series_number``, ``rescale_slope`` and
+        ``rescale_intercept`` (arrays of length ``nz``, one per slice),
+        ``rescale_type``, ``window_center`` / ``window_width`` (lists from the
+        file), ``voi_lut_function``, ``photometric_interpretation``,
+        ``pixel_padding_value``, ``bits_stored``, ``signed``, ``tilt_deg``,
+        ``spacing_report`` (dict), ``slice_positions`` (offsets along the
+        normal, mm), ``files`` (the source files, in slice order).
+    backend : str, optional
+        Backend used by operations on this volume when none is given per call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = Volume(np.zeros((2, 3, 4), np.int16), np.diag([0.5, 0.5, 2.0, 1.0]))
+    >>> v.shape, v.spacing
+    ((2, 3, 4), (2.0, 0.5, 0.5))
+    >>> v.index_to_world([3, 2, 1])
+    array([1.5, 1. , 2. ])
+    """
+
+    def __init__(self, data: Any, affine: Any, meta: dict | None = None, backend: str | None = None):
+        if getattr(data, "ndim", None) != 3:
+            raise ValueError(f"Volume data must be 3-D (nz, ny, nx), got shape {getattr(data, 'shape', None)}")
+        aff = np.asarray(affine, dtype=np.float64)
+        if aff.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got {aff.shape}")
+        if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
+            raise ValueError("affine is singular: its three index columns do not span space")
+        self.data = data
+        self.affine = aff
+        self.meta: dict = dict(meta or {})
+        self.backend = backend
+        nz = data.shape[0]
+        for key, default in (("rescale_slope", 1.0), ("rescale_intercept", 0.0)):
+            v = np.asarray(self.meta.get(key, default), dtype=np.float64)
+            self.meta[key] = np.full(nz, float(v)) if v.ndim == 0 else v
+            if self.meta[key].shape != (nz,):
+                raise ValueError(f"meta[{key!r}] must have one value per slice ({nz}), got {self.meta[key].shape}")
+
+    # -- shape and geometry --------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(nz, ny, nx)``."""
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm in array-axis order ``(slice step, row spacing, column spacing)``.
+
+        The slice value is the length of the slice step vector (for a tilted
+        series it is longer than the distance between planes, see
+        :attr:`slice_gap`).
+        """
+        di, dj, dk = geometry.voxel_sizes(self.affine)
+        return (float(dk), float(dj), float(di))
+
+    @property
+    def slice_gap(self) -> float:
+        """Distance between consecutive slice planes along the normal (mm)."""
+        a = self.affine[:3, :3]
+        n = np.cross(a[:, 0], a[:, 1])
+        return float(abs(a[:, 2] @ n) / np.linalg.norm(n))
+
+    @property
+    def slopes(self) -> np.ndarray:
+        return self.meta["rescale_slope"]
+
+    @property
+    def intercepts(self) -> np.ndarray:
+        return self.meta["rescale_intercept"]
+
+    def index_to_world(self, ijk: Any) -> np.ndarray:
+        """LPS mm of continuous indices ``(..., 3)`` given as ``(i, j, k)``."""
+        return geometry.apply_affine(self.affine, ijk)
+
+    def world_to_index(self, xyz: Any) -> np.ndarray:
+        """Continuous indices ``(i, j, k)`` of LPS points ``(..., 3)``."""
+        return geometry.apply_affine(np.linalg.inv(self.affine), xyz)
+
+    @property
+    def center(self) -> np.ndarray:
+        """LPS position of the volume's centre (mm)."""
+        nz, ny, nx = self.shape
+        return self.index_to_world([(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2])
+
+    # -- values ------------------------------------------------------------------
+    def to_numpy(self) -> np.ndarray:
+        """The stored values as a numpy array (a device-to-host copy for GPU data)."""
+        if isinstance(self.data, np.ndarray):
+            return self.data
+        return self.data.get()  # CuPy
+
+    def hu(self, backend: str | None = None):
+        """Rescaled values (``stored * slope + intercept`` per slice) as a new array.
+
+        int16 when every rescaled value is exactly representable, else float32.
+        For CT this is Hounsfield units.
+        """
+        from .ops.intensity import rescale
+
+        return rescale(self, backend=backend or self.backend)
+
+    def with_data(self, data: Any, **meta_updates) -> "Volume":
+        """A new Volume on the same grid with other values (metadata copied)."""
+        meta = dict(self.meta)
+        meta.update(meta_updates)
+        return Volume(data, self.affine.copy(), meta, backend=self.backend)
+
+    # -- conversions ---------------------------------------------------------------
+    def to_nifti(self, path: "str | os.PathLike | None" = None, *, hu: bool = False):
+        """Write (or return) a NIfTI-1 image with the exact affine, shear included.
+
+        The array is written in NIfTI order ``(i, j, k)`` with the RAS sform and
+        qform set from :attr:`affine`. A sheared affine cannot be a qform; the
+        qform then holds the nearest rigid frame with code 0 (unknown) so
+        readers use the exact sform. Stored values are written as they are,
+        with the rescale in ``scl_slope``/``scl_inter`` when it is the same for
+        every slice; with ``hu=True`` (or per-slice rescale) the rescaled values
+        are written instead. Writing is atomic (temporary file, then rename).
+        """
+        from .interop import to_nifti
+
+        return to_nifti(self, path, hu=hu)
+
+    def to_sitk(self, hu: bool = False):
+        """A SimpleITK image with the same voxels, origin, spacing and direction.
+
+        SimpleITK cannot express a shear: a sheared (tilted) volume raises
+        ``ValueError``; resample it to a regular grid first.
+        """
+        from .interop import to_sitk
+
+        return to_sitk(self, hu=hu)
+
+    @classmethod
+    def from_sitk(cls, image) -> "Volume":
+        """A Volume from a 3-D SimpleITK image (LPS, as ITK uses)."""
+        from .interop import from_sitk
+
+        return from_sitk(image)
+
+    def __repr__(self) -> str:
+        sp = ", ".join(f"{s:.4g}" for s in self.spacing)
+        mod = self.meta.get("modality", "?")
+        return (f"<Volume {mod} shape={self.shape} dtype={self.dtype} spacing=({sp}) mm "
+                f"tilt={geometry.tilt_angle_deg(self.affine):.3g} deg>")
