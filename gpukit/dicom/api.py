@@ -1,0 +1,87 @@
+"""Public entry points: :func:`scan` and :func:`load`."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from ..errors import AmbiguousSeriesError, SeriesNotFoundError
+from ..volume import Volume
+from .load import build_volume
+from .scan import ScanResult, SeriesInfo, scan
+
+
+def _pick(found: ScanResult, series, where: str) -> SeriesInfo:
+    if series is None:
+        cands = found.volumes or [s for s in found if s.kind == "image"]
+        if len(cands) == 1:
+            return cands[0]
+        if not cands:
+            why = "; ".join(f"{s.path}: {s.reason}" for s in found.skipped[:5])
+            extra = f" ({len(found)} non-image series)" if len(found) else ""
+            raise SeriesNotFoundError(f"no image series found{extra}" + (f"; skipped: {why}" if why else ""), where)
+        listing = "\n".join(f"  {s.id}  series {s.series_number}  {s.modality}  {s.n_images} images  "
+                            f"{s.rows}x{s.columns}  {s.description!r}" for s in cands)
+        raise AmbiguousSeriesError(
+            f"{len(cands)} series found; choose one with series= (a UID, a series number, or an entry of "
+            f"gpukit.scan()):\n{listing}", cands, where)
+    if isinstance(series, SeriesInfo):
+        return series
+    matches: list[SeriesInfo]
+    if isinstance(series, int) and not isinstance(series, bool):
+        matches = [s for s in found if s.series_number == series and s.kind != "unsupported"]
+        if len(matches) > 1:  # a split series number: prefer its volume parts
+            matches = [s for s in matches if s.kind == "volume"] or matches
+    else:
+        matches = [s for s in found if series in (s.id, s.uid)]
+        if len(matches) > 1:
+            matches = [s for s in matches if s.id == series] or [s for s in matches if s.kind == "volume"]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise SeriesNotFoundError(f"no series {series!r}; found: " +
+                                  ", ".join(f"{s.series_number} ({s.id})" for s in found), where)
+    raise AmbiguousSeriesError(f"series {series!r} matches {len(matches)} parts: " +
+                               ", ".join(s.id for s in matches), matches, where)
+
+
+def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_irregular: str = "raise",
+         workers: int | None = None) -> Volume:
+    """Read a DICOM series into a :class:`~gpukit.Volume`.
+
+    Parameters
+    ----------
+    path : file, folder, list of them, or a :class:`SeriesInfo` returned by :func:`scan`.
+    series : which series when several are under ``path``: a SeriesInstanceUID
+        (``uid`` or ``uid#part`` for a split series), a SeriesNumber, or a
+        :class:`SeriesInfo`. Without it, ``path`` must hold exactly one volume
+        series, else :class:`~gpukit.AmbiguousSeriesError` lists them.
+    on_irregular : ``"raise"`` (default) raises
+        :class:`~gpukit.IrregularSpacingError` with the slice positions when the
+        spacing is not uniform (missing slices, duplicates, gaps); ``"keep"``
+        loads the slices anyway, in position order, with the real positions in
+        ``meta["slice_positions_lps"]`` for later resampling.
+    workers : threads for reading and decoding (default: up to 4).
+
+    Returns
+    -------
+    Volume
+        ``data[k, j, i]`` of the raw stored integers, the 4x4 LPS affine and
+        metadata (per-slice rescale, window, UIDs, tilt, spacing report).
+
+    Examples
+    --------
+    >>> vol = gpukit.load("ct_head/")                       # doctest: +SKIP
+    >>> vol.shape, vol.spacing                              # doctest: +SKIP
+    ((140, 512, 512), (1.0, 0.451171875, 0.451171875))
+    >>> hu = vol.hu()                                       # doctest: +SKIP
+    """
+    if isinstance(path, SeriesInfo):
+        info = path
+    else:
+        found = scan(path, workers=workers)
+        info = _pick(found, series, os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
+    return build_volume(info, on_irregular=on_irregular, workers=workers)
+
+
+__all__ = ["scan", "load", "SeriesInfo", "ScanResult"]

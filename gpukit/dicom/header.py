@@ -1,0 +1,231 @@
+"""Reading one file's header: a fast exact walker for the common case, pydicom otherwise.
+
+Everything downstream (grouping, geometry, pixel reading) works from
+:class:`FileHeader` and :class:`Frame` records, never from pydicom datasets,
+so both paths give the same answers. Enhanced multi-frame files go through
+pydicom and their functional groups become one :class:`Frame` per frame.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CorruptDicomError, NotDicomError
+
+#: The attributes gpukit reads from every file (pydicom keywords).
+KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
+    "Modality", "SeriesDescription", "SeriesNumber", "InstanceNumber", "AcquisitionNumber", "ImageType",
+    "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+    "SpacingBetweenSlices", "SliceLocation", "GantryDetectorTilt", "EchoTime", "EchoNumbers",
+    "TemporalPositionIdentifier", "TriggerTime", "DiffusionBValue", "AcquisitionTime", "ContentTime",
+    "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
+    "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration", "RescaleSlope",
+    "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth", "VOILUTFunction",
+    "PixelPaddingValue", "PixelPaddingRangeLimit", "SmallestImagePixelValue", "LargestImagePixelValue",
+    "SpecificCharacterSet", "Manufacturer", "PatientID", "PatientName", "StudyDate", "BodyPartExamined",
+    "ProtocolName",
+)
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+UNCOMPRESSED_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+
+
+def plain(value: Any) -> Any:
+    """A pydicom element value as plain Python (float, int, str, lists of them, None)."""
+    from pydicom.multival import MultiValue
+    from pydicom.valuerep import DSfloat, IS, PersonName, DSdecimal
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, (MultiValue, list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (DSfloat, DSdecimal)):
+        return float(value)
+    if isinstance(value, IS):
+        return int(value)
+    if isinstance(value, PersonName):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    return value
+
+
+@dataclass
+class FileHeader:
+    """What gpukit knows about one file before reading its pixels."""
+
+    path: str
+    values: dict
+    transfer_syntax: str
+    pixel_offset: int = -1          # file offset of the Pixel Data value (uncompressed, fast path)
+    pixel_length: int = -1
+    encapsulated: bool = False
+    has_pixels: bool = True
+    frames: list = field(default_factory=list)   # per-frame geometry for enhanced multi-frame
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self.values.get(key)
+        return default if v is None else v
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.get("NumberOfFrames", 1) or 1)
+
+    @property
+    def is_enhanced(self) -> bool:
+        return bool(self.frames)
+
+
+@dataclass
+class Frame:
+    """One 2-D image: a single-frame file, or one frame of a multi-frame file."""
+
+    header: FileHeader
+    index: int                      # frame index inside the file (0 for single-frame)
+    ipp: tuple | None               # ImagePositionPatient
+    iop: tuple | None               # ImageOrientationPatient
+    pixel_spacing: tuple | None     # (row spacing, column spacing)
+    slope: float = 1.0
+    intercept: float = 0.0
+    window_center: Any = None
+    window_width: Any = None
+    echo_time: float | None = None
+    temporal: Any = None            # temporal position / trigger time
+    stack_id: Any = None
+    extra_key: Any = None           # other per-frame distinguishing values (ImageType, b-value)
+
+    @property
+    def path(self) -> str:
+        return self.header.path
+
+
+def _frames_single(h: FileHeader) -> list[Frame]:
+    v = h.values
+    ipp = v.get("ImagePositionPatient")
+    iop = v.get("ImageOrientationPatient")
+    ps = v.get("PixelSpacing")
+    nf = h.n_frames
+    slope = v.get("RescaleSlope")
+    icpt = v.get("RescaleIntercept")
+    common = dict(
+        ipp=tuple(ipp) if ipp and len(ipp) == 3 else None,
+        iop=tuple(iop) if iop and len(iop) == 6 else None,
+        pixel_spacing=tuple(ps) if ps and len(ps) == 2 else None,
+        slope=float(slope) if slope is not None else 1.0,
+        intercept=float(icpt) if icpt is not None else 0.0,
+        window_center=v.get("WindowCenter"), window_width=v.get("WindowWidth"),
+        echo_time=v.get("EchoTime"),
+        temporal=(v.get("TemporalPositionIdentifier"), v.get("TriggerTime")),
+        extra_key=(tuple(v.get("ImageType") or ()), v.get("DiffusionBValue"), v.get("EchoNumbers")),
+    )
+    if nf > 1:
+        # A legacy multi-frame file with one position for all frames: frames are
+        # stacked along the normal by SpacingBetweenSlices (the only geometry given).
+        return [Frame(h, n, **common) for n in range(nf)]
+    return [Frame(h, 0, **common)]
+
+
+def _seq_item(ds, *path):
+    """Follow single-item sequences, e.g. _seq_item(fg, 'PlanePositionSequence')."""
+    cur = ds
+    for kw in path:
+        seq = getattr(cur, kw, None) if cur is not None else None
+        if not seq:
+            return None
+        cur = seq[0]
+    return cur
+
+
+def _frames_enhanced(h: FileHeader, ds) -> list[Frame]:
+    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
+    per = ds.PerFrameFunctionalGroupsSequence
+
+    def pick(fg, *path_and_kw):
+        *path, kw = path_and_kw
+        for src in (fg, shared):
+            item = _seq_item(src, *path) if path else src
+            if item is not None and kw in item:
+                return plain(item[kw].value)
+        return None
+
+    frames = []
+    for n, fg in enumerate(per):
+        ipp = pick(fg, "PlanePositionSequence", "ImagePositionPatient")
+        iop = pick(fg, "PlaneOrientationSequence", "ImageOrientationPatient")
+        ps = pick(fg, "PixelMeasuresSequence", "PixelSpacing")
+        slope = pick(fg, "PixelValueTransformationSequence", "RescaleSlope")
+        icpt = pick(fg, "PixelValueTransformationSequence", "RescaleIntercept")
+        echo = pick(fg, "MREchoSequence", "EffectiveEchoTime")
+        temporal = pick(fg, "FrameContentSequence", "TemporalPositionIndex")
+        stack = pick(fg, "FrameContentSequence", "StackID")
+        ftype = pick(fg, "MRImageFrameTypeSequence", "FrameType") or pick(fg, "CTImageFrameTypeSequence", "FrameType")
+        frames.append(Frame(
+            h, n,
+            ipp=tuple(ipp) if ipp else None,
+            iop=tuple(iop) if iop else None,
+            pixel_spacing=tuple(ps) if ps else None,
+            slope=float(slope) if slope is not None else float(h.get("RescaleSlope", 1.0)),
+            intercept=float(icpt) if icpt is not None else float(h.get("RescaleIntercept", 0.0)),
+            window_center=pick(fg, "FrameVOILUTSequence", "WindowCenter"),
+            window_width=pick(fg, "FrameVOILUTSequence", "WindowWidth"),
+            echo_time=echo, temporal=temporal, stack_id=stack,
+            extra_key=tuple(ftype) if isinstance(ftype, list) else ftype,
+        ))
+    return frames
+
+
+def _pydicom_header(path: str) -> FileHeader:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=False, defer_size=256)
+    except InvalidDicomError as exc:
+        raise NotDicomError(f"not a DICOM file ({exc})", path) from None
+    except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError, NotImplementedError, OverflowError) as exc:
+        if isinstance(exc, OSError) and not os.path.exists(path):
+            raise
+        raise CorruptDicomError(f"cannot parse the DICOM header ({type(exc).__name__}: {exc})", path) from None
+    meta = getattr(ds, "file_meta", None)
+    ts = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    values = {}
+    try:
+        for kw in KEYWORDS:
+            if kw in ds:
+                values[kw] = plain(ds[kw].value)
+    except Exception as exc:  # a malformed element value (pydicom parses values lazily)
+        raise CorruptDicomError(f"malformed value in the header ({type(exc).__name__}: {exc})", path) from None
+    if not values.get("SOPClassUID") and meta is not None and "MediaStorageSOPClassUID" in meta:
+        values["SOPClassUID"] = str(meta.MediaStorageSOPClassUID)
+    has_pixels = any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
+    encapsulated = bool(ts) and ts not in UNCOMPRESSED_LE + ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
+    h = FileHeader(path, values, ts, encapsulated=encapsulated, has_pixels=has_pixels)
+    if has_pixels and "PerFrameFunctionalGroupsSequence" in ds:
+        try:
+            h.frames = _frames_enhanced(h, ds)
+        except Exception as exc:
+            raise CorruptDicomError(f"malformed functional groups ({type(exc).__name__}: {exc})", path) from None
+    return h
+
+
+def read_header(path: "str | os.PathLike") -> FileHeader:
+    """Read one file's header; raises NotDicomError / CorruptDicomError naming the file."""
+    path = os.fspath(path)
+    try:
+        from ._fastheader import read_header as fast
+    except ImportError:  # pragma: no cover - fast path not present
+        fast = None
+    if fast is not None:
+        fh = fast(path)
+        if fh is not None and fh.values.get("SOPClassUID") and "NumberOfFrames" not in fh.values:
+            return FileHeader(path, dict(fh.values), fh.transfer_syntax, fh.pixel_offset, fh.pixel_length,
+                              fh.encapsulated, has_pixels=fh.pixel_offset >= 0 or fh.encapsulated)
+    return _pydicom_header(path)
+
+
+def frames_of(h: FileHeader) -> list[Frame]:
+    """The 2-D frames a file contributes."""
+    return h.frames if h.frames else _frames_single(h)

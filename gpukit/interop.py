@@ -1,0 +1,120 @@
+"""Conversions to and from NIfTI (nibabel) and SimpleITK, with exact geometry.
+
+NIfTI: RAS world, array order ``(i, j, k)``. gpukit's ``data[k, j, i]`` is
+written transposed (``data.T``) so the index axes keep their meaning, and the
+affine only changes LPS -> RAS (``diag(-1, -1, 1, 1) @ affine``). The sform
+holds the exact affine, shear included.
+
+SimpleITK: LPS world, ``GetArrayFromImage`` order ``[k, j, i]`` (the same as
+gpukit's), origin = affine column 3, spacing = column lengths, direction =
+normalised columns. ITK cannot express a shear, so a sheared volume raises.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from . import geometry
+from .volume import Volume
+
+
+def atomic_write_bytes(path: "str | os.PathLike", payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file in the same folder, then rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _host(x) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else x.get()  # CuPy -> numpy
+
+
+def _uniform(values: np.ndarray) -> bool:
+    return bool(np.all(values == values[0]))
+
+
+def to_nifti(volume: Volume, path: "str | os.PathLike | None" = None, *, hu: bool = False):
+    """Build (and optionally write, atomically) a NIfTI-1 image of the volume.
+
+    Returns the ``nibabel.Nifti1Image``.
+    """
+    import nibabel as nib
+
+    ras = geometry.nifti_affine(volume.affine)
+    slopes, intercepts = volume.slopes, volume.intercepts
+    if hu or not (_uniform(slopes) and _uniform(intercepts)):
+        arr = _host(volume.hu())
+        scl = None
+    else:
+        arr = volume.to_numpy()
+        scl = (float(slopes[0]), float(intercepts[0]))
+    img = nib.Nifti1Image(np.asarray(arr).T, ras)
+    img.set_sform(ras, code=1)  # scanner anatomical
+    # a qform is a rotation + zooms; a sheared affine has none, so leave it unset (code 0)
+    rot = ras[:3, :3] / geometry.voxel_sizes(ras)
+    if np.allclose(rot.T @ rot, np.eye(3), atol=1e-6):
+        img.set_qform(ras, code=1)
+    else:
+        img.set_qform(None, code=0)
+    if scl is not None and scl != (1.0, 0.0):
+        img.header.set_slope_inter(*scl)
+    xyzt = img.header.get_xyzt_units()
+    img.header.set_xyzt_units("mm", xyzt[1] or None)
+    desc = f"gpukit {volume.meta.get('modality', '')} {volume.meta.get('series_description', '')}"[:79]
+    img.header["descrip"] = desc.encode("ascii", "replace")
+    if path is not None:
+        path = os.fspath(path)
+        if path.endswith(".gz"):
+            import gzip
+
+            payload = gzip.compress(img.to_bytes(), compresslevel=1)
+        else:
+            payload = img.to_bytes()
+        atomic_write_bytes(path, payload)
+    return img
+
+
+def to_sitk(volume: Volume, hu: bool = False):
+    """A SimpleITK image with the same voxels (stored, or rescaled with ``hu=True``) and geometry."""
+    import SimpleITK as sitk
+
+    a = volume.affine[:3, :3]
+    sizes = geometry.voxel_sizes(volume.affine)
+    direction = a / sizes
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-6):
+        raise ValueError("this volume's affine is sheared (e.g. gantry tilt); SimpleITK images cannot hold a "
+                         "shear. Resample it to a regular grid first (gpukit.resample).")
+    arr = np.ascontiguousarray(_host(volume.hu()) if hu else volume.to_numpy())
+    img = sitk.GetImageFromArray(arr)
+    img.SetOrigin(tuple(float(x) for x in volume.affine[:3, 3]))
+    img.SetSpacing(tuple(float(s) for s in sizes))
+    img.SetDirection(tuple(float(x) for x in direction.ravel()))
+    return img
+
+
+def from_sitk(image) -> Volume:
+    """A Volume (values as they are in the image, unit rescale) from a 3-D SimpleITK image."""
+    import SimpleITK as sitk
+
+    if image.GetDimension() != 3:
+        raise ValueError(f"need a 3-D image, got {image.GetDimension()}-D")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError("need a scalar image (one component per pixel)")
+    arr = sitk.GetArrayFromImage(image)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
+    aff = geometry.from_matvec(direction * spacing, image.GetOrigin())
+    return Volume(arr, aff, {"source": "SimpleITK"})
