@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..errors import AmbiguousSeriesError, SeriesNotFoundError
+from ..errors import AmbiguousSeriesError, NoPixelDataError, SeriesNotFoundError
 from ..volume import Volume
 from .load import build_volume
-from .scan import ScanResult, SeriesInfo, scan
+from .header import read_header
+from .scan import ScanResult, SeriesInfo, _skip_reason, group_frames, scan
 
 
 def _pick(found: ScanResult, series, where: str) -> SeriesInfo:
@@ -78,6 +79,14 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
     """
     if isinstance(path, SeriesInfo):
         info = path
+    elif isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
+        # one file: its own problems are the error (not "no series found")
+        h = read_header(path)
+        reason = _skip_reason(h)
+        if reason:
+            raise NoPixelDataError(reason, path)
+        groups, _ = group_frames([h])
+        info = _pick(ScanResult(groups), series, os.fspath(path))
     else:
         found = scan(path, workers=workers)
         info = _pick(found, series, os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)

@@ -177,14 +177,28 @@ def _frames_enhanced(h: FileHeader, ds) -> list[Frame]:
     return frames
 
 
+def _looks_like_raw_dicom(path: str) -> bool:
+    """A file without preamble that starts with a group 0002/0008 element (old ACR-NEMA style)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return False
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[2:4] in \
+        (b"\x00\x00", b"\x01\x00", b"\x05\x00", b"\x08\x00", b"\x10\x00", b"\x12\x00", b"\x16\x00")
+
+
 def _pydicom_header(path: str) -> FileHeader:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=False, defer_size=256)
-    except InvalidDicomError as exc:
-        raise NotDicomError(f"not a DICOM file ({exc})", path) from None
+        ds = pydicom.dcmread(path, stop_before_pixels=False, defer_size=256, force=_looks_like_raw_dicom(path))
+    except InvalidDicomError:
+        raise NotDicomError("not a DICOM file (no 'DICM' marker after the 128-byte preamble, "
+                            "and it does not start like a raw DICOM dataset)", path) from None
     except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError, NotImplementedError, OverflowError) as exc:
         if isinstance(exc, OSError) and not os.path.exists(path):
             raise

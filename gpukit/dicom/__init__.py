@@ -1,0 +1,1 @@
+"""DICOM reading: headers, series grouping, pixel loading."""
