@@ -217,6 +217,13 @@ def _pydicom_header(path: str) -> FileHeader:
     has_pixels = any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
     encapsulated = bool(ts) and ts not in UNCOMPRESSED_LE + ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
     h = FileHeader(path, values, ts, encapsulated=encapsulated, has_pixels=has_pixels)
+    if has_pixels and ts in UNCOMPRESSED_LE and 0x7FE00010 in ds:
+        from pydicom.tag import Tag
+
+        raw = ds._dict.get(Tag(0x7FE00010))  # deferred RawDataElement: value not read, offset known
+        if getattr(raw, "value", b"") is None and getattr(raw, "value_tell", None) is not None \
+                and raw.length != 0xFFFFFFFF:
+            h.pixel_offset, h.pixel_length = int(raw.value_tell), int(raw.length)
     if has_pixels and "PerFrameFunctionalGroupsSequence" in ds:
         try:
             h.frames = _frames_enhanced(h, ds)

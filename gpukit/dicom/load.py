@@ -162,6 +162,8 @@ def _decode_file(path: str, indices: Sequence[int], dsts: Sequence[np.ndarray]) 
         msg = str(exc)
         if "missing" in msg.lower() and "plugin" in msg.lower():
             raise MissingDecoderError(msg, path) from None
+        if "less than expected" in msg:
+            raise CorruptDicomError(f"file is truncated or its pixel description is wrong ({msg})", path) from None
         raise DecodeError(f"pixel data could not be decoded ({type(exc).__name__}: {exc})", path) from None
     nf = int(ds.get("NumberOfFrames", 1) or 1)
     if nf == 1 and arr.ndim == 2:
