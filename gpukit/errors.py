@@ -22,6 +22,17 @@ class GpukitError(Exception):
         self.reason = message
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
+    def __reduce__(self):
+        # picklable with every attribute (errors cross process and Dask worker boundaries)
+        return (_rebuild_error, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild_error(cls, text, state):
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, text)
+    obj.__dict__.update(state)
+    return obj
+
 
 # -- bad input files --------------------------------------------------------
 class DicomFileError(GpukitError, ValueError):

@@ -149,6 +149,12 @@ def _read_raw_into(frame: Frame, dst: np.ndarray) -> None:
 
 
 def _decode_file(path: str, indices: Sequence[int], dsts: Sequence[np.ndarray]) -> None:
+    for d, a in zip(dsts, _decode_frames(path, indices, dsts[0].shape)):
+        d[...] = a
+
+
+def _decode_frames(path: str, indices: Sequence[int], shape: tuple) -> list[np.ndarray]:
+    """Decode the given frames of one file with pydicom's plugins (runs in worker processes too)."""
     import pydicom
 
     try:
@@ -168,10 +174,52 @@ def _decode_file(path: str, indices: Sequence[int], dsts: Sequence[np.ndarray]) 
     nf = int(ds.get("NumberOfFrames", 1) or 1)
     if nf == 1 and arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[1:] != dsts[0].shape:
-        raise DecodeError(f"decoded shape {arr.shape} does not match {nf} frame(s) of {dsts[0].shape}", path)
-    for i, d in zip(indices, dsts):
-        d[...] = arr[i]
+    if arr.ndim != 3 or arr.shape[1:] != tuple(shape):
+        raise DecodeError(f"decoded shape {arr.shape} does not match {nf} frame(s) of {tuple(shape)}", path)
+    return [arr[i] for i in indices]
+
+
+#: Compressed frames per load above which decoding moves to worker processes
+#: (pydicom's decoder plugins hold the GIL, so threads do not decode in parallel).
+PROCESS_DECODE_MIN_FRAMES = 16
+_pools: dict = {}
+
+
+def _process_pool(workers: int):
+    """A process pool kept for reuse (start-up costs ~0.3 s); None where processes cannot be made."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if mp.current_process().daemon:   # e.g. inside a Dask worker: no child processes allowed
+        return None
+    pool = _pools.get(workers)
+    if pool is None:
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        pool = _pools[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+    return pool
+
+
+def _decode_parallel(jobs: list[tuple[str, list[tuple[int, np.ndarray]]]], workers: int) -> None:
+    n_frames = sum(len(items) for _, items in jobs)
+    pool = _process_pool(workers) if workers > 1 and n_frames >= PROCESS_DECODE_MIN_FRAMES and len(jobs) > 1 \
+        else None
+    if pool is None:
+        for path, items in jobs:
+            _decode_file(path, [i for i, _ in items], [d for _, d in items])
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        futs = [(pool.submit(_decode_frames, path, [i for i, _ in items], items[0][1].shape), items)
+                for path, items in jobs]
+        for fut, items in futs:
+            for (_, dst), arr in zip(items, fut.result()):
+                dst[...] = arr
+    except BrokenProcessPool:
+        # the workers could not start (e.g. a __main__ that cannot be re-imported): decode here
+        _pools.pop(workers, None)
+        for path, items in jobs:
+            _decode_file(path, [i for i, _ in items], [d for _, d in items])
 
 
 def _fix_unused_bits(out: np.ndarray, bits_stored: int) -> None:
@@ -230,7 +278,7 @@ def read_pixels(frames: list[Frame], workers: int | None = None, out: np.ndarray
                     pass
 
     run(_read_raw_into, raw)
-    run(lambda p, items: _decode_file(p, [i for i, _ in items], [d for _, d in items]), list(by_file.items()))
+    _decode_parallel(list(by_file.items()), workers)
     _fix_unused_bits(out, int(h0.get("BitsStored", out.dtype.itemsize * 8)))
     return out
 
