@@ -204,7 +204,8 @@ def _split_multiple_per_position(frames: list[Frame]) -> tuple[list[list[Frame]]
     if len(frames) < 2 or any(f.ipp is None for f in frames):
         return [frames], ""
     pos = np.round(_projection(frames), 3)
-    if len(np.unique(pos)) == len(pos):
+    n_positions = len(np.unique(pos))
+    if n_positions == len(pos):
         return [frames], ""
     for name, key in _DUP_KEYS:
         groups: dict = defaultdict(list)
@@ -214,8 +215,10 @@ def _split_multiple_per_position(frames: list[Frame]) -> tuple[list[list[Frame]]
         if len(groups) < 2:
             continue
         parts = list(groups.values())
+        # accept a split only into equal stacks, each unique in position, and each a real
+        # stack (>= 2 images) unless every image sits at one position (copies of one image)
         if all(len(np.unique(np.round(_projection(p), 3))) == len(p) for p in parts) and \
-                len({len(p) for p in parts}) == 1:
+                len({len(p) for p in parts}) == 1 and (len(parts[0]) > 1 or n_positions == 1):
             return parts, f"several images per position: split by {name} into {len(parts)} series"
     return [frames], ""
 
