@@ -14,7 +14,8 @@ import numpy as np
 
 from ._timing import timeit
 
-SHARED_CT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct_philips_1mm" / "In"
+SHARED_CT = (Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct_philips_1mm" / "In" / "Philips"
+             / "S21570" / "S2020")
 
 
 def _files(folder: Path) -> list[str]:

@@ -272,7 +272,9 @@ def group_frames(headers: Sequence[FileHeader]) -> tuple[list[SeriesInfo], list[
         # split by orientation and by matrix/pixel format
         sub: dict[tuple, list[Frame]] = defaultdict(list)
         for f in frames:
-            sub[(_orientation_key(f.iop), _format_key(f))].append(f)
+            # without positions, images of different files cannot be stacked: keep files apart
+            where = None if f.ipp is not None else f.path
+            sub[(_orientation_key(f.iop), _format_key(f), where)].append(f)
         parts: list[tuple[list[Frame], str]] = []
         reasons = []
         if len(sub) > 1:
@@ -281,6 +283,8 @@ def group_frames(headers: Sequence[FileHeader]) -> tuple[list[SeriesInfo], list[
                 reasons.append("different orientations")
             if len({k[1] for k in keys}) > 1:
                 reasons.append("different matrix or pixel format")
+            if len({k[2] for k in keys}) > 1:
+                reasons.append("images without position kept per file")
         # biggest part first, so part 1 is the main series
         for group in sorted(sub.values(), key=lambda g: -len(g)):
             split, why = _split_multiple_per_position(group)
