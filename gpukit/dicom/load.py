@@ -262,9 +262,11 @@ def read_pixels(frames: list[Frame], workers: int | None = None, out: np.ndarray
             raw.append((f, out[k]))
         else:
             by_file[h.path].append((f.index, out[k]))
-    for path, items in by_file.items():
-        hdr = next(f.header for f in frames if f.path == path)
-        _decoder_check(hdr.transfer_syntax, path)
+    checked: set[str] = set()
+    for f in frames:
+        if f.path in by_file and f.header.transfer_syntax not in checked:
+            _decoder_check(f.header.transfer_syntax, f.path)
+            checked.add(f.header.transfer_syntax)
 
     workers = workers or min(4, os.cpu_count() or 2)
 
