@@ -62,7 +62,10 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
         spacing is not uniform (missing slices, duplicates, gaps); ``"keep"``
         loads the slices anyway, in position order, with the real positions in
         ``meta["slice_positions_lps"]`` for later resampling.
-    workers : threads for reading and decoding (default: up to 4).
+    workers : parallelism. Default: headers and uncompressed pixels are read in
+        one thread (fastest from a local disk), compressed frames are decoded
+        in one process per core. An explicit number sets both: use 8 or more
+        on network file systems, 1 to stay in this process.
 
     Returns
     -------

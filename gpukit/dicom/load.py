@@ -268,19 +268,22 @@ def read_pixels(frames: list[Frame], workers: int | None = None, out: np.ndarray
             _decoder_check(f.header.transfer_syntax, f.path)
             checked.add(f.header.transfer_syntax)
 
-    workers = workers or min(4, os.cpu_count() or 2)
+    # uncompressed frames: plain reads into the volume, one thread unless asked (memcpy-bound);
+    # compressed frames: decoded in up to one process per core (the decoders hold the GIL)
+    io_threads = workers or 1
+    decoders = workers or (os.cpu_count() or 1)
 
     def run(fn, jobs):
-        if workers == 1 or len(jobs) < 4:
+        if io_threads == 1 or len(jobs) < 4:
             for j in jobs:
                 fn(*j)
         else:
-            with ThreadPoolExecutor(workers) as ex:
+            with ThreadPoolExecutor(io_threads) as ex:
                 for _ in ex.map(lambda j: fn(*j), jobs):
                     pass
 
     run(_read_raw_into, raw)
-    _decode_parallel(list(by_file.items()), workers)
+    _decode_parallel(list(by_file.items()), decoders)
     _fix_unused_bits(out, int(h0.get("BitsStored", out.dtype.itemsize * 8)))
     return out
 

@@ -151,8 +151,15 @@ def _read_one(path: str):
 
 
 def read_headers(files: Sequence[str], workers: int | None = None) -> tuple[list[FileHeader], list[Skipped]]:
-    """Read headers in parallel threads (I/O overlaps; parsing is light)."""
-    workers = workers or min(8, (os.cpu_count() or 2))
+    """Read headers, in ``workers`` threads when asked.
+
+    The default is one thread: on a local disk with a warm cache the header walk
+    is CPU-bound under the GIL and threads only slow it (measured here: 140 CT
+    headers in 10 ms serial, more with 2 threads). On network file systems,
+    where each open waits on the server, threads overlap the waits: pass
+    ``workers=8`` or more.
+    """
+    workers = workers or 1
     if len(files) < 16 or workers == 1:
         results = [_read_one(f) for f in files]
     else:
@@ -310,7 +317,7 @@ def scan(paths: "str | os.PathLike | Sequence", *, workers: int | None = None) -
     Parameters
     ----------
     paths : a file, a folder (walked recursively, any file names) or a list of them.
-    workers : threads for header reading (default: up to 8).
+    workers : threads for header reading (default 1; raise it for network file systems).
 
     Returns
     -------
