@@ -71,6 +71,12 @@ def test_truncated_pixel_data(tmp_path):
     with pytest.raises(CorruptDicomError) as ei:
         gpukit.load(tmp_path / "s")
     assert str(files[2]) in str(ei.value) and "truncated" in str(ei.value)
+    found = gpukit.scan(tmp_path / "s")
+    assert found[0].n_images == 5 and "truncated" in found[0].note and str(files[2]) in found[0].note
+    # a truncated copy that also duplicates a position is still reported as the damaged file
+    shutil.copy(files[2], tmp_path / "s" / "copy_of_damaged")
+    with pytest.raises(CorruptDicomError):
+        gpukit.load(tmp_path / "s")
 
 
 def test_no_pixel_data(tmp_path):

@@ -65,6 +65,7 @@ class FileHeader:
     encapsulated: bool = False
     has_pixels: bool = True
     frames: list = field(default_factory=list)   # per-frame geometry for enhanced multi-frame
+    truncated: str = ""                          # why the pixel data cannot be complete, if so
 
     def get(self, key: str, default: Any = None) -> Any:
         v = self.values.get(key)
@@ -233,8 +234,22 @@ def _pydicom_header(path: str) -> FileHeader:
 
 
 def read_header(path: "str | os.PathLike") -> FileHeader:
-    """Read one file's header; raises NotDicomError / CorruptDicomError naming the file."""
-    path = os.fspath(path)
+    """Read one file's header; raises NotDicomError / CorruptDicomError naming the file.
+
+    A file whose uncompressed Pixel Data runs past the end of the file is
+    marked ``truncated`` (it stays in its series, so loading that series fails
+    with a :class:`CorruptDicomError` naming it, rather than with a gap).
+    """
+    h = _read_header(os.fspath(path))
+    if h.pixel_offset >= 0 and h.pixel_length > 0:
+        short = h.pixel_offset + h.pixel_length - os.path.getsize(h.path)
+        if short > 0:
+            h.truncated = f"file is truncated: Pixel Data should hold {h.pixel_length} bytes, the file ends " \
+                          f"{short} bytes short"
+    return h
+
+
+def _read_header(path: str) -> FileHeader:
     try:
         from ._fastheader import read_header as fast
     except ImportError:  # pragma: no cover - fast path not present

@@ -299,6 +299,9 @@ def build_volume(info: SeriesInfo, *, on_irregular: str = "raise", workers: int 
     """Load the pixels and geometry of one series found by scan."""
     if info.kind == "unsupported":
         raise UnsupportedDicomError(f"series {info.id} is not loadable as a volume: {info.note}", info.files[0])
+    for f in info.frames:   # a damaged file is the error to report, before any geometry consequence
+        if f.header.truncated:
+            raise CorruptDicomError(f.header.truncated, f.path)
     frames, affine, gmeta = series_geometry(list(info.frames), on_irregular=on_irregular)
     data = read_pixels(frames, workers=workers)
     h0 = frames[0].header

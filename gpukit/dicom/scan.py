@@ -257,6 +257,9 @@ def _describe(info: SeriesInfo) -> None:
         info.kind = "volume"
         info.spacing = f"{info.n_images} frames, step {step} mm (legacy multi-frame: SpacingBetweenSlices)"
         return
+    bad = [f.path for f in info.frames if f.header.truncated]
+    if bad:
+        info.note = f"{len(bad)} truncated file(s), e.g. {bad[0]}: loading this series will fail"
     proj = np.sort(_projection(info.frames))
     info.report = geometry.spacing_report(proj)
     info.spacing = info.report.summary()
