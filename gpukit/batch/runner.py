@@ -1,0 +1,240 @@
+"""Running a recipe over every series under a folder, one Dask task per series.
+
+The driver scans the tree, submits one task per volume series to a Dask
+cluster (an in-process ``LocalCluster`` by default, or an existing scheduler),
+and appends each outcome to the manifest as it arrives. Tasks never raise for
+bad data: a failure is a manifest record with the error class and message, so
+one bad series never stops the batch. A rerun skips series whose outputs are
+complete and valid (checksums), and retries failed ones only when asked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import EnvironmentProblem, GpukitError
+from .manifest import Manifest, path_size, sha256_path
+from .recipe import Recipe, load_recipe
+
+
+def series_key(uid: str, part: int) -> str:
+    return f"{uid}#{part}" if part else uid
+
+
+def series_folder(info_dict: dict) -> str:
+    """A readable, unique, filesystem-safe folder name for a series' outputs."""
+    num = info_dict.get("series_number")
+    desc = re.sub(r"[^A-Za-z0-9]+", "_", info_dict.get("description") or "").strip("_")[:32]
+    uid = info_dict["id"].replace("#", "_p")
+    head = "_".join(x for x in (f"S{num}" if num is not None else "", desc) if x)
+    return f"{head}__{uid}" if head else uid
+
+
+def sweep_temporaries(root: str) -> int:
+    """Remove ``.tmp-*`` files and folders (unfinished atomic writes) under ``root``."""
+    import shutil
+
+    n = 0
+    if not os.path.isdir(root):
+        return 0
+    for r, dirs, files in os.walk(root):
+        for name in list(dirs):
+            if name.startswith(".tmp-"):
+                shutil.rmtree(os.path.join(r, name), ignore_errors=True)
+                dirs.remove(name)
+                n += 1
+        for name in files:
+            if name.startswith(".tmp-"):
+                try:
+                    os.unlink(os.path.join(r, name))
+                    n += 1
+                except OSError:
+                    pass
+    return n
+
+
+def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict, output_root: str,
+                   backend: str | None = None) -> dict:
+    """Dask task: load one series, produce the recipe's outputs, return the manifest record.
+
+    Never raises for a gpukit error (bad input, missing decoder): those become
+    a ``failed`` record. Other exceptions are internal errors and are recorded
+    the same way, with the traceback, so the batch goes on.
+    """
+    from .. import dicom
+    from ..dicom.load import build_volume
+    from .outputs import produce
+    from .recipe import parse_recipe
+
+    rec: dict[str, Any] = {"key": series_id, "files": len(files), "out_dir": os.path.relpath(out_dir, output_root),
+                           "worker_pid": os.getpid(), "timings_s": {}}
+    t0 = time.perf_counter()
+    try:
+        sweep_temporaries(out_dir)   # left by an earlier attempt whose worker died mid-write
+        r = parse_recipe(recipe, "<batch>")
+        found = dicom.scan.scan(files)
+        match = [s for s in found if s.id == series_id]
+        if not match:
+            raise GpukitError(f"series {series_id} not found again in its files (changed on disk?)")
+        info = match[0]
+        rec["timings_s"]["read"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        vol = build_volume(info)
+        rec["timings_s"]["decode"] = time.perf_counter() - t1
+        rec["shape"] = list(vol.shape)
+        from ..backends import resolve_name
+
+        rec["backend"] = resolve_name(backend or r.backend)
+        outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"])
+        rec["timings_s"]["compute"] = compute_s
+        rec["timings_s"]["write"] = write_s
+        rec["outputs"] = [{"path": os.path.relpath(p, output_root), "bytes": path_size(p),
+                           "sha256": sha256_path(p)} for p in outputs]
+        rec["status"] = "ok"
+    except GpukitError as exc:
+        rec.update(status="failed", error=type(exc).__name__, message=str(exc),
+                   kind="environment" if isinstance(exc, EnvironmentProblem) else "bad input")
+    except OSError as exc:   # e.g. a full disk or an unwritable output folder
+        rec.update(status="failed", error=type(exc).__name__, message=str(exc), kind="output")
+    except Exception as exc:  # an internal error: recorded with its traceback, the batch goes on
+        rec.update(status="failed", error=type(exc).__name__, message=str(exc), kind="internal",
+                   traceback=traceback.format_exc(limit=8))
+    rec["timings_s"]["total"] = time.perf_counter() - t0
+    return rec
+
+
+@dataclass
+class BatchResult:
+    output_root: str
+    manifest_path: str
+    counts: dict
+    skipped_done: int
+    wall_s: float
+    records: list[dict]
+
+    @property
+    def ok(self) -> bool:
+        return self.counts.get("failed", 0) == 0
+
+
+def _progress(done: int, total: int, failed: int, t0: float, stream) -> None:
+    if stream is None or total == 0:
+        return
+    tty = getattr(stream, "isatty", lambda: False)()
+    if not tty and done not in (total,) and done % max(1, total // 10):
+        return   # in a log: about ten lines, not one per series
+    el = time.perf_counter() - t0
+    rate = done / el if el > 0 else 0.0
+    width = 28
+    fill = int(width * done / total)
+    stream.write(f"{chr(13) if tty else ''}[{'#' * fill}{'.' * (width - fill)}] {done}/{total} series, "
+                 f"{failed} failed, {rate:.2f} series/s" + ("" if tty else "\n"))
+    stream.flush()
+
+
+def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike", recipe: "Recipe | str | None" = None,
+              *, scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int = 1,
+              retry_failed: bool = False, backend: str | None = None, progress: bool = True,
+              on_result: Callable[[dict], None] | None = None) -> BatchResult:
+    """Produce the recipe's outputs for every volume series under ``input_root``.
+
+    Parameters
+    ----------
+    input_root : folder (or file) to scan recursively.
+    output_root : where outputs and ``manifest.jsonl`` go (created).
+    recipe : a :class:`Recipe`, a TOML path, or None for the default recipe.
+    scheduler : address of an existing Dask scheduler (``tcp://host:port``);
+        None starts an in-process ``LocalCluster`` of ``n_workers`` processes
+        (default: one per core).
+    retry_failed : also redo series that failed in an earlier run.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from ..dicom.scan import scan
+
+    t0 = time.perf_counter()
+    r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    input_root, output_root = os.fspath(input_root), os.fspath(output_root)
+    os.makedirs(output_root, exist_ok=True)
+    manifest = Manifest(output_root)
+    found = scan(input_root)
+    stream = sys.stderr if progress else None
+
+    # everything that is not a volume is accounted for in the manifest, once
+    for s in found:
+        if s.kind != "volume" and s.id not in manifest.records:
+            manifest.append({"key": s.id, "status": "not_volume", "kind": s.kind, "message": s.note,
+                             "files": len(s.files)})
+    for sk in found.skipped:
+        key = f"file:{sk.path}"
+        if key not in manifest.records:
+            manifest.append({"key": key, "status": "skipped_file", "message": sk.reason, "error": sk.error})
+
+    todo = []
+    skipped_done = 0
+    for s in found.volumes:
+        prev = manifest.records.get(s.id)
+        if manifest.is_done(s.id):
+            skipped_done += 1
+            continue
+        if prev and prev.get("status") == "failed" and not retry_failed:
+            continue
+        todo.append(s)
+
+    records: list[dict] = []
+    if todo:
+        cluster = None
+        if scheduler:
+            client = Client(scheduler, timeout="30s")
+        else:
+            n = n_workers or os.cpu_count() or 1
+            cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        recipe_dict = r.to_dict()
+        try:
+            futs = {}
+            for s in todo:
+                d = s.to_dict()
+                out_dir = os.path.join(output_root, series_folder(d))
+                fut = client.submit(process_series, s.files, s.id, out_dir, recipe_dict, output_root, backend,
+                                    key=f"series-{s.id}", pure=False, retries=2)
+                futs[fut] = s
+            failed = 0
+            _progress(0, len(todo), 0, t0, stream)
+            for n_done, fut in enumerate(as_completed(futs), 1):
+                s = futs[fut]
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # the task itself died (e.g. its worker was killed too often)
+                    rec = {"key": s.id, "status": "failed", "error": type(exc).__name__, "message": str(exc),
+                           "kind": "worker"}
+                rec.update(series_uid=s.uid, series_number=s.series_number, description=s.description,
+                           modality=s.modality, source_files=s.files)
+                manifest.append(rec)
+                records.append(rec)
+                if on_result:
+                    on_result(rec)
+                failed += rec["status"] != "ok"
+                _progress(n_done, len(todo), failed, t0, stream)
+            if stream and getattr(stream, "isatty", lambda: False)():
+                stream.write("\n")
+        except KeyboardInterrupt:
+            if stream:
+                stream.write("\ninterrupted: cancelling; the manifest holds every finished series\n")
+            client.cancel(list(futs))
+            raise
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    if todo:   # every task has ended: nothing is writing, so any temporary left is an orphan
+        sweep_temporaries(output_root)
+    counts = manifest.summary([s.id for s in found] + [f"file:{k.path}" for k in found.skipped])
+    return BatchResult(output_root, manifest.path, counts, skipped_done, time.perf_counter() - t0, records)
