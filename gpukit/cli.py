@@ -89,6 +89,41 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+EPILOG_BATCH = """examples:
+  gpukit batch archive/ results/                         # default recipe, LocalCluster, one worker per core
+  gpukit batch archive/ results/ --recipe chest.toml --workers 2
+  gpukit batch archive/ results/ --scheduler tcp://10.0.0.5:8786
+  gpukit batch archive/ results/ --retry-failed          # rerun: skips finished series, redoes failed ones
+  gpukit batch --print-default-recipe > my.toml
+"""
+
+
+def cmd_batch(args) -> int:
+    from .batch import DEFAULT_RECIPE_TOML, load_recipe, run_batch
+
+    if args.print_default_recipe:
+        print(DEFAULT_RECIPE_TOML.strip())
+        return EXIT_OK
+    if not args.input or not args.output:
+        print("gpukit batch: INPUT_ROOT and OUTPUT_ROOT are required", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    recipe = load_recipe(args.recipe)    # validated before anything runs
+    res = run_batch(args.input, args.output, recipe, scheduler=args.scheduler, n_workers=args.workers,
+                    retry_failed=args.retry_failed, backend=args.backend, progress=not args.json)
+    summary = {"output_root": res.output_root, "manifest": res.manifest_path, "counts": res.counts,
+               "already_done": res.skipped_done, "processed": len(res.records), "wall_s": round(res.wall_s, 3)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{len(res.records)} series processed in {res.wall_s:.1f} s ({res.skipped_done} already done); "
+              f"outcomes: {res.counts}")
+        for r in res.records:
+            if r.get("status") != "ok":
+                print(f"  failed {r['key']}: {r.get('error')}: {r.get('message')}")
+        print(f"manifest: {res.manifest_path}")
+    return EXIT_OK if res.ok else EXIT_BAD_INPUT
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gpukit", description="GPU-accelerated DICOM volume processing.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     pi.add_argument("path", nargs="?", help="a DICOM file or folder (walked recursively)")
     pi.add_argument("--json", action="store_true", help="machine-readable output")
     pi.set_defaults(func=cmd_info)
+    pb = sub.add_parser("batch", help="run a recipe over every series under a folder, on Dask",
+                        epilog=EPILOG_BATCH, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pb.add_argument("input", nargs="?", help="INPUT_ROOT: folder scanned recursively")
+    pb.add_argument("output", nargs="?", help="OUTPUT_ROOT: outputs and manifest.jsonl")
+    pb.add_argument("--recipe", help="TOML recipe (default: the built-in recipe)")
+    pb.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a LocalCluster)")
+    pb.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
+    pb.add_argument("--retry-failed", action="store_true", help="redo series that failed in an earlier run")
+    pb.add_argument("--backend", help="compute backend (default: auto)")
+    pb.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
+    pb.add_argument("--print-default-recipe", action="store_true", help="print the built-in recipe and exit")
+    pb.set_defaults(func=cmd_batch)
     return p
 
 
@@ -126,6 +173,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("gpukit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # output piped into e.g. `head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
