@@ -35,3 +35,33 @@ def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5) -> float:
     dst = np.empty_like(src)
     t = timeit(lambda: np.copyto(dst, src), repeats=repeats)
     return 2 * src.nbytes / t["median_s"]
+
+
+def timeit_first_counts(fn: Callable[[], object], repeats: int) -> dict:
+    """Median/p10/p90 over ``repeats`` runs.
+
+    One untimed warm-up, unless the first run takes over 1 s: then it counts as a repeat.
+    """
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    times = [first] if first > 1.0 else []
+    while len(times) < max(1, repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    a = np.asarray(times)
+    return {"median_s": float(np.median(a)), "p10_s": float(np.percentile(a, 10)),
+            "p90_s": float(np.percentile(a, 90)), "repeats": int(a.size)}
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak bytes allocated through Python/numpy allocators (tracemalloc) during one run of ``fn``."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return int(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
