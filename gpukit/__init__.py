@@ -13,7 +13,12 @@ from .volume import Volume
 from .backends import available_backends, missing_dependencies, set_backend
 
 __all__ = ["GpukitError", "Volume", "available_backends", "missing_dependencies", "set_backend",
-           "scan", "load", "__version__"]
+           "scan", "load", "__version__",
+           "Plane", "resample", "reslice", "project", "rotating_mip", "Reslicer",
+           "rescale", "window", "NoWindowError", "WindowParameterError", "UnknownPresetError", "presets"]
+
+_SAMPLING = ("resample", "reslice", "project", "rotating_mip", "Reslicer")
+_INTENSITY = ("rescale", "window", "NoWindowError", "WindowParameterError")
 
 
 def __getattr__(name):  # lazy: the DICOM reader pulls in pydicom
@@ -21,4 +26,20 @@ def __getattr__(name):  # lazy: the DICOM reader pulls in pydicom
         from .dicom import api
 
         return getattr(api, name)
+    if name == "Plane":
+        from .planes import Plane
+
+        return Plane
+    if name in _INTENSITY:
+        from .ops import intensity
+
+        return getattr(intensity, name)
+    if name in ("presets", "UnknownPresetError"):
+        from . import presets
+
+        return presets if name == "presets" else presets.UnknownPresetError
+    if name in _SAMPLING:
+        from .ops import sampling
+
+        return getattr(sampling, name)
     raise AttributeError(f"module 'gpukit' has no attribute {name!r}")

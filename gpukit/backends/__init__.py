@@ -8,7 +8,13 @@ Each backend module declares:
 * ``is_available() -> bool`` and ``missing_dependencies() -> list[str]``
   (what to install or what is absent, e.g. "a CUDA device"), both cheap and
   never raising;
-* the operation kernels the ``ops`` layer dispatches to.
+* the operation kernels the ``ops`` layer dispatches to, with the same names
+  and signatures in every backend. Intensity (``np_intensity`` /
+  ``nb_intensity``): ``rescale_kernel(data, slopes, intercepts, out_dtype)``,
+  ``window_kernel(data, slopes, intercepts, center, width, function_code, lo,
+  hi, invert, out)`` and ``minmax_kernel(data)``, on ``(nz, ny, nx)`` arrays
+  with per-slice float64 ``slopes``/``intercepts``; their scalar maths lives
+  once in ``_math`` (``@njit`` helpers that Numba CUDA kernels can call too).
 
 Modules are registered by import path and imported only when first used, so
 ``import gpukit`` imports neither Numba nor CuPy (the pydicom plugin habit).

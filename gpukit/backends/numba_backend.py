@@ -18,3 +18,5 @@ def is_available() -> bool:
 
 def missing_dependencies() -> list[str]:
     return [] if is_available() else ["numba>=0.59 (pip install numba)"]
+from .nb_sampler import *  # noqa
+from .nb_intensity import *  # noqa

@@ -13,3 +13,5 @@ def is_available() -> bool:
 
 def missing_dependencies() -> list[str]:
     return []
+from .np_sampler import *  # noqa
+from .np_intensity import *  # noqa
