@@ -174,6 +174,50 @@ class SpacingReport:
         }
 
 
+def unsheared_grid(affine: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The regular grid that holds a sheared (gantry-tilted) volume: ``(affine, (nk, nj, ni))``.
+
+    The in-plane axes (columns 0 and 1) and the first slice are kept; the
+    slice step becomes the normal ``n = col0 x col1`` (unit, pointing the way
+    the slices advance) times the slices' spacing along it, ``step . n``. A
+    voxel ``(i, j, k)`` of the sheared grid then lies at ``(i + a k, j + b k,
+    k)`` of the new one, where ``step - (step . n) n = a col0 + b col1`` is the
+    in-plane part of the step; the new grid is widened by whole pixels so every
+    voxel centre of the old one is inside (its first slice's pixels sit on the
+    old first slice's pixels). For an unsheared affine it returns the same
+    affine and shape.
+
+    This is the grid dcm2niix resamples a tilted CT to (its ``*_Tilt_1``
+    output, rows flipped): :func:`gpukit.resample` onto it gives a regular,
+    untilted volume.
+
+    Examples
+    --------
+    >>> aff = from_matvec(np.array([[1.0, 0, 0], [0, 1, 0.5], [0, 0, 2]]))   # step (0, 0.5, 2): sheared in y
+    >>> new, shp = unsheared_grid(aff, (5, 4, 3))
+    >>> shp, new[:3, 2].tolist(), new[:3, 3].tolist()
+    ((5, 6, 3), [0.0, 0.0, 2.0], [0.0, 0.0, 0.0])
+    """
+    A = np.asarray(affine, dtype=np.float64)
+    nk, nj, ni = (int(n) for n in shape)
+    c0, c1, step = A[:3, 0], A[:3, 1], A[:3, 2]
+    n = np.cross(c0, c1)
+    n /= np.linalg.norm(n)
+    if step @ n < 0:
+        n = -n
+    dz = float(step @ n)
+    if not dz > 0:
+        raise ValueError("the slice step lies in the image plane: not a stack of slices")
+    a, b = np.linalg.lstsq(np.column_stack([c0, c1]), step - dz * n, rcond=None)[0]
+    span = nk - 1
+    lo_i, lo_j = np.floor(min(0.0, a * span) + 1e-6), np.floor(min(0.0, b * span) + 1e-6)
+    hi_i, hi_j = np.ceil(max(0.0, a * span) - 1e-6), np.ceil(max(0.0, b * span) - 1e-6)
+    out = A.copy()
+    out[:3, 2] = dz * n
+    out[:3, 3] = A[:3, 3] + lo_i * c0 + lo_j * c1
+    return out, (nk, nj + int(hi_j - lo_j), ni + int(hi_i - lo_i))
+
+
 def spacing_report(positions: Sequence[float], rel_tol: float = 0.01, abs_tol: float = 1e-3) -> SpacingReport:
     """Analyse sorted slice offsets along the normal.
 
