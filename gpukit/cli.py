@@ -124,6 +124,161 @@ def cmd_batch(args) -> int:
     return EXIT_OK if res.ok else EXIT_BAD_INPUT
 
 
+EPILOG_RENDER = """examples:
+  gpukit render ct/ --window lung --out pics/                       # axial, coronal, sagittal at the centre
+  gpukit render ct/ --plane axial --index 70 --window=-600,1500 --out pics/
+  gpukit render ct/ --plane oblique --angles 20 30 0 --window bone --out pics/
+  gpukit render ct/ --plane oblique --normal 0 1 1 --out pics/      # the file's own window
+  gpukit render study/ --series 201 --plane sagittal --out pics/ --json
+"""
+
+EPILOG_MIP = """examples:
+  gpukit mip ct/ --out pics/                                         # full axial MIP
+  gpukit mip ct/ --plane coronal --mode min --window lung --out pics/
+  gpukit mip ct/ --plane axial --thickness 20 --position 10 --window lung --out pics/   # 20 mm slab
+  gpukit mip ct/ --plane oblique --angles 0 0 30 --out pics/
+  gpukit mip ct/ --rotate 36 --axis z --out pics/                    # rotating MIP as an animated GIF
+"""
+
+
+def _load_for_picture(args):
+    import gpukit
+
+    vol = gpukit.load(args.path, series=_series_arg(args.series), on_irregular="keep")
+    if args.backend:
+        vol.backend = args.backend
+    return vol
+
+
+def _series_arg(text):
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def _picture_name(vol, stem: str) -> str:
+    num = vol.meta.get("series_number")
+    tag = f"s{num}" if num not in (None, "") else "series"
+    return f"{tag}_{stem}"
+
+
+def _plane_args(args, name: str, position=None):
+    from .render import plane_for
+
+    return plane_for(vol_from(args), name, position_mm=position, index=getattr(args, "index", None),
+                     angles_deg=args.angles, normal=args.normal, up=args.up, spacing=args.spacing)
+
+
+def vol_from(args):
+    return args._vol
+
+
+def _report(args, outputs: list[dict]) -> None:
+    if args.json:
+        print(json.dumps({"outputs": outputs}, indent=2))
+    else:
+        for o in outputs:
+            print(f"wrote {o['path']}  ({o['what']}, {o['shape'][1]}x{o['shape'][0]} px, {o['seconds'] * 1e3:.0f} ms)")
+
+
+def cmd_render(args) -> int:
+    import os
+    import time
+
+    import gpukit
+    from .batch.writers import write_png
+    from .render import display, parse_window
+
+    args._vol = vol = _load_for_picture(args)
+    names = [n.strip() for n in args.plane.split(",") if n.strip()]
+    win = parse_window(args.window)
+    outputs = []
+    for name in names:
+        t0 = time.perf_counter()
+        plane = _plane_args(args, name, args.position)
+        img = gpukit.reslice(vol, plane, interp=args.interp)
+        pix = display(img, win, vol)
+        path = write_png(os.path.join(args.out, _picture_name(vol, name) + ".png"), pix)
+        outputs.append({"path": path, "what": f"{name} reslice", "shape": list(pix.shape),
+                        "seconds": time.perf_counter() - t0, "iop": plane.iop(),
+                        "center_lps": [float(x) for x in plane.center]})
+    _report(args, outputs)
+    return EXIT_OK
+
+
+def cmd_mip(args) -> int:
+    import os
+    import time
+
+    import gpukit
+    from .batch.writers import write_gif, write_png
+    from .render import display, parse_window
+
+    args._vol = vol = _load_for_picture(args)
+    # a projection piles up the brightest (or darkest) tissue: the file's reading window saturates it, so the
+    # default is the projection's own range
+    win = parse_window(args.window) if args.window else "auto"
+    t0 = time.perf_counter()
+    if args.rotate:
+        frames = gpukit.rotating_mip(vol, args.rotate, axis=args.axis, mode=args.mode, spacing=args.spacing)
+        pix = display(frames, win, vol)
+        path = write_gif(os.path.join(args.out, _picture_name(vol, f"rotating_{args.mode}ip") + ".gif"), pix,
+                         fps=args.fps)
+        out = {"path": path, "what": f"rotating {args.mode} projection, {args.rotate} frames about {args.axis}",
+               "shape": list(pix.shape[1:]), "seconds": time.perf_counter() - t0}
+    elif args.plane != "oblique" and args.position is None and args.spacing is None:
+        # the named projection: over the stored voxels themselves when the volume's axes lie along the patient's
+        # (exact and bandwidth-bound), else the sampler; shown with square pixels
+        from .render import to_square_pixels
+
+        img = gpukit.project(vol, args.plane, mode=args.mode, thickness_mm=args.thickness, interp=args.interp)
+        pix = to_square_pixels(display(img, win, vol), vol, args.plane)
+    else:
+        plane = _plane_args(args, args.plane, args.position)
+        img = gpukit.project(vol, plane, mode=args.mode, thickness_mm=args.thickness, interp=args.interp)
+        pix = display(img, win, vol)
+    if not args.rotate:
+        stem = f"{args.plane}_{args.mode}ip" + (f"_slab{args.thickness:g}mm" if args.thickness else "")
+        path = write_png(os.path.join(args.out, _picture_name(vol, stem) + ".png"), pix)
+        out = {"path": path, "shape": list(pix.shape), "seconds": time.perf_counter() - t0,
+               "what": f"{args.plane} {args.mode} projection" +
+                       (f", {args.thickness:g} mm slab" if args.thickness else ", full volume")}
+    _report(args, [out])
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    try:
+        from benchmarks.__main__ import main as bench_main
+    except ImportError:
+        print("gpukit bench: the benchmark suite ships with the source checkout (benchmarks/); run it from "
+              "there: python -m benchmarks", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    argv = (["--quick"] if args.quick else []) + (["--sections", args.sections] if args.sections else []) + \
+        ["--out", args.out]
+    return int(bench_main(argv) or 0)
+
+
+def _picture_options(p, what: str) -> None:
+    p.add_argument("path", help="a DICOM file or folder")
+    p.add_argument("--series", help="series number or UID when the folder holds several")
+    p.add_argument("--out", required=True, help="folder for the pictures (created; files written atomically)")
+    p.add_argument("--window", help="preset name (lung, mediastinum, soft_tissue, bone, brain, subdural, stroke, "
+                                    "liver, ...), CENTER,WIDTH (write --window=-600,1500 for a negative centre), "
+                                    "or auto (the image's 0.5-99.5 percentile range); default: render the file's "
+                                    "window (else auto), mip auto")
+    p.add_argument("--position", type=float, help=f"{what} position in mm: LPS z (axial), y (coronal), x (sagittal), "
+                                                   "or along the normal from the centre (oblique)")
+    p.add_argument("--angles", type=float, nargs=3, metavar=("RX", "RY", "RZ"),
+                   help="oblique: rotate the axial plane about x, y, z (degrees)")
+    p.add_argument("--normal", type=float, nargs=3, metavar=("X", "Y", "Z"), help="oblique: the plane normal (LPS)")
+    p.add_argument("--up", type=float, nargs=3, metavar=("X", "Y", "Z"), help="oblique: the image's up direction")
+    p.add_argument("--spacing", type=float, help="pixel size in mm (default: the smallest voxel size)")
+    p.add_argument("--interp", choices=("linear", "nearest"), default="linear")
+    p.add_argument("--backend", help="compute backend (default: auto)")
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gpukit", description="GPU-accelerated DICOM volume processing.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +301,28 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     pb.add_argument("--print-default-recipe", action="store_true", help="print the built-in recipe and exit")
     pb.set_defaults(func=cmd_batch)
+    pr = sub.add_parser("render", help="write windowed reslices (axial, coronal, sagittal, oblique) as PNG",
+                        epilog=EPILOG_RENDER, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _picture_options(pr, "plane")
+    pr.add_argument("--plane", default="axial,coronal,sagittal",
+                    help="comma list of axial, coronal, sagittal, oblique (default: the first three)")
+    pr.add_argument("--index", type=float, help="instead of --position: the voxel index along the plane's axis")
+    pr.set_defaults(func=cmd_render)
+    pm = sub.add_parser("mip", help="write a maximum/minimum/mean projection (full, slab or rotating) as PNG/GIF",
+                        epilog=EPILOG_MIP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _picture_options(pm, "slab centre")
+    pm.add_argument("--plane", default="axial", choices=("axial", "coronal", "sagittal", "oblique"))
+    pm.add_argument("--mode", default="max", choices=("max", "min", "mean"))
+    pm.add_argument("--thickness", type=float, help="slab thickness in mm (default: the whole volume)")
+    pm.add_argument("--rotate", type=int, metavar="N", help="a rotating projection of N frames, as an animated GIF")
+    pm.add_argument("--axis", default="z", help="rotation axis for --rotate: x, y or z (default z)")
+    pm.add_argument("--fps", type=float, default=12.0, help="GIF frames per second")
+    pm.set_defaults(func=cmd_mip)
+    pz = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
+    pz.add_argument("--quick", action="store_true", help="smallest sizes (what the tests run)")
+    pz.add_argument("--sections", help="comma list: load, intensity, sampling")
+    pz.add_argument("--out", default="bench-out", help="folder for results.json and plots")
+    pz.set_defaults(func=cmd_bench)
     return p
 
 

@@ -15,6 +15,16 @@ from contextlib import contextmanager
 import numpy as np
 
 
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+#: files get the permissions an ordinary ``open(path, "w")`` would give (mkstemp makes them 0600)
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_path(path: "str | os.PathLike", *, is_dir: bool = False):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, else remove it."""
@@ -27,6 +37,7 @@ def atomic_path(path: "str | os.PathLike", *, is_dir: bool = False):
     else:
         fd, tmp = tempfile.mkstemp(prefix=f".tmp-{base}-", dir=folder)
         os.close(fd)
+        os.chmod(tmp, FILE_MODE)
     try:
         yield tmp
         if is_dir:

@@ -1,0 +1,131 @@
+"""Pictures from a volume: named or oblique planes and projections, windowed to uint8 for PNG/GIF.
+
+Shared by ``gpukit render`` / ``gpukit mip`` and the batch outputs, so a
+picture means the same thing everywhere:
+
+* :func:`plane_for` builds the :class:`~gpukit.Plane` of a name
+  ("axial", "coronal", "sagittal", "oblique") with square display pixels (the
+  smallest voxel size of the volume, unless a spacing is given), so a coronal
+  image of 1 mm slices with 0.45 mm pixels is not squashed.
+* :func:`display` windows an HU image: a preset name, ``(center, width)``,
+  ``"auto"`` (the image's 0.5-99.5 percentile range), or ``None``: the file's
+  own window, else auto; inverted for MONOCHROME1.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import numpy as np
+
+from .planes import Plane
+
+PLANE_NAMES = ("axial", "coronal", "sagittal", "oblique")
+WindowSpec = Union[None, str, Sequence[float]]
+
+
+def parse_window(text: str | None) -> WindowSpec:
+    """``"lung"`` -> ``"lung"``; ``"-600,1500"`` -> ``(-600.0, 1500.0)`` (center, width); ``None``/"file" -> None."""
+    if text is None or text == "file":
+        return None
+    parts = text.replace(":", ",").split(",")
+    if len(parts) == 2:
+        try:
+            return float(parts[0]), float(parts[1])
+        except ValueError:
+            pass
+    return text
+
+
+def plane_for(volume, name: str, *, position_mm: float | None = None, index: float | None = None,
+              angles_deg: Sequence[float] | None = None, normal: Sequence[float] | None = None,
+              up: Sequence[float] | None = None, spacing: float | None = None,
+              shape: Sequence[int] | None = None) -> Plane:
+    """The plane ``name`` through ``volume`` with square pixels (``spacing`` mm, default the smallest voxel size).
+
+    ``oblique`` takes either ``angles_deg`` (rotations about x, y, z of the
+    axial plane through the centre, :meth:`Plane.rotated`) or ``normal`` (and
+    optionally ``up``, default the LPS axis least aligned with the normal
+    pointing to the head or the front), through the volume's centre or
+    ``position_mm`` along the normal from it.
+    """
+    sp = float(min(volume.spacing)) if spacing is None else float(spacing)
+    if name in ("axial", "coronal", "sagittal"):
+        return getattr(Plane, name)(volume, position_mm=position_mm, index=index, shape=shape, spacing=sp)
+    if name != "oblique":
+        raise ValueError(f"plane must be one of {PLANE_NAMES}, got {name!r}")
+    if normal is None:
+        plane = Plane.rotated(volume, angles_deg if angles_deg is not None else (0.0, 0.0, 0.0), shape=shape,
+                              spacing=sp)
+        return plane if position_mm is None else plane.moved(position_mm)
+    n = np.asarray(normal, dtype=np.float64)
+    n = n / np.linalg.norm(n)
+    if up is None:
+        up = (0.0, 0.0, 1.0) if abs(n[2]) < 0.9 else (0.0, -1.0, 0.0)
+    center = np.asarray(volume.center, dtype=np.float64) + (0.0 if position_mm is None else position_mm) * n
+    if shape is None:
+        probe = Plane.oblique(center, n, up, (1, 1), sp)
+        return Plane._fit(volume, center, probe.u, probe.v, None, sp)
+    return Plane.oblique(center, n, up, shape, sp)
+
+
+def auto_window(image: np.ndarray) -> tuple[float, float]:
+    """``(center, width)`` spanning the 0.5-99.5 percentiles of the finite values (width at least 1)."""
+    vals = np.asarray(image, dtype=np.float64)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(vals, [0.5, 99.5])
+    return float((lo + hi) / 2), float(max(hi - lo, 1.0))
+
+
+def display(image_hu: np.ndarray, window: WindowSpec = None, volume=None, backend: str | None = None,
+            invert: bool | None = None) -> np.ndarray:
+    """uint8 image(s) of HU values: preset name, ``(center, width)``, ``"auto"``, or None (the file's window, else auto).
+
+    ``invert`` defaults to the volume's MONOCHROME1 (smallest value white).
+    """
+    from .ops.intensity import file_window, window as _window
+
+    img = np.asarray(image_hu)
+    if img.dtype.kind != "f":
+        img = img.astype(np.float32)
+    kw: dict = {}
+    if isinstance(window, str) and window == "auto":
+        c, w = auto_window(img)
+        kw.update(center=c, width=max(w, 1.0))
+    elif isinstance(window, str):
+        kw["preset"] = window
+    elif window is not None:
+        c, w = window
+        kw.update(center=float(c), width=float(w))
+    else:
+        fw = file_window(volume) if volume is not None else None
+        c, w = fw if fw is not None else auto_window(img)
+        kw.update(center=c, width=max(w, 1.0))
+    if invert is None:
+        invert = bool(volume is not None and str(volume.meta.get("photometric_interpretation") or "").upper()
+                      == "MONOCHROME1")
+    return _window(img, backend=backend, invert=invert, **kw)
+
+
+def to_square_pixels(image: np.ndarray, volume, name: str) -> np.ndarray:
+    """A named projection's image (rows along ``Plane.<name>(volume).v``) resized so its pixels are square.
+
+    Display only: the rows or the columns are stretched (bilinear) to the
+    smaller of the two pixel sizes; an image whose pixels are already square
+    (within 1%) is returned as it is.
+    """
+    from PIL import Image
+
+    plane = getattr(Plane, name)(volume)
+    dv, du = plane.spacing
+    if abs(dv - du) <= 0.01 * min(dv, du):
+        return image
+    s = min(dv, du)
+    nr, nc = image.shape
+    size = (max(1, int(round(nc * du / s))), max(1, int(round(nr * dv / s))))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.BILINEAR))
+
+
+__all__ = ["PLANE_NAMES", "to_square_pixels", "parse_window", "plane_for", "auto_window", "display"]
