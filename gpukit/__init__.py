@@ -14,10 +14,10 @@ from .backends import available_backends, missing_dependencies, set_backend
 
 __all__ = ["GpukitError", "Volume", "available_backends", "missing_dependencies", "set_backend",
            "scan", "load", "__version__",
-           "Plane", "resample", "reslice", "project", "rotating_mip", "Reslicer",
+           "Plane", "resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer",
            "rescale", "window", "NoWindowError", "WindowParameterError", "UnknownPresetError", "presets"]
 
-_SAMPLING = ("resample", "reslice", "project", "rotating_mip", "Reslicer")
+_SAMPLING = ("resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer")
 _INTENSITY = ("rescale", "window", "NoWindowError", "WindowParameterError")
 
 

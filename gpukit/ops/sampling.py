@@ -309,6 +309,121 @@ def reslice(volume, plane: Plane, *, interp: str = "linear", fill: float | None 
     return img
 
 
+def regular_grid(volume, spacing_mm: float | None = None) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """``(affine, shape)`` of the regular grid :func:`regularize` fills: unsheared, along the volume's own axes.
+
+    Rows and columns keep the directions of the volume's; slices step along
+    the normal ``row x column``. ``spacing_mm=None`` keeps the in-plane pixel
+    sizes and takes the slice spacing along the normal (the median for an
+    irregular series): for a gantry-tilted CT this is exactly
+    :func:`gpukit.geometry.unsheared_grid` (dcm2niix's tilt-corrected grid).
+    A number gives isotropic voxels of that size. The grid covers every voxel
+    centre of the volume, its first pixels sitting on the first slice's.
+    """
+    A = np.asarray(volume.affine, dtype=np.float64)
+    nz, ny, nx = volume.shape
+    c0, c1 = A[:3, 0], A[:3, 1]
+    n = np.cross(c0, c1)
+    n /= np.linalg.norm(n)
+    pos = _slice_positions(volume)
+    if (pos[-1] - pos[0]) @ n < 0:
+        n = -n
+    d = (pos - pos[0]) @ n
+    if spacing_mm is None:
+        if nz == 1:
+            return A.copy(), (nz, ny, nx)
+        steps = np.diff(np.sort(d))
+        dz = float(np.median(steps[steps > 1e-6])) if np.any(steps > 1e-6) else 1.0
+        du, dv = float(np.linalg.norm(c0)), float(np.linalg.norm(c1))
+    else:
+        dz = du = dv = float(spacing_mm)
+        if not dz > 0:
+            raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
+    u, v = c0 / np.linalg.norm(c0), c1 / np.linalg.norm(c1)
+    # in-plane offsets of every slice's first voxel, in output pixels; the corners of each slice after them
+    inplane = (pos - pos[0]) - np.outer(d, n)
+    a = inplane @ u / du
+    b = inplane @ v / dv
+    ext_i = (nx - 1) * np.linalg.norm(c0) / du
+    ext_j = (ny - 1) * np.linalg.norm(c1) / dv
+    lo_i, hi_i = np.floor(min(0.0, a.min()) + 1e-6), np.ceil(max(0.0, a.max()) + ext_i - 1e-6)
+    lo_j, hi_j = np.floor(min(0.0, b.min()) + 1e-6), np.ceil(max(0.0, b.max()) + ext_j - 1e-6)
+    ns = int(np.floor((d.max() - d.min()) / dz + 1e-6)) + 1
+    out = np.eye(4)
+    out[:3, 0], out[:3, 1], out[:3, 2] = u * du, v * dv, n * dz
+    out[:3, 3] = pos[0] + float(d.min()) * n + lo_i * du * u + lo_j * dv * v
+    return out, (ns, int(hi_j - lo_j) + 1, int(hi_i - lo_i) + 1)
+
+
+def _slice_positions(volume) -> np.ndarray:
+    """LPS position of each slice's first voxel: the true ones of an irregular series, else from the affine."""
+    true = volume.meta.get("slice_positions_lps")
+    if true is not None and len(true) == volume.shape[0]:
+        return np.asarray(true, dtype=np.float64).reshape(-1, 3)
+    A = np.asarray(volume.affine, dtype=np.float64)
+    return A[:3, 3] + np.outer(np.arange(volume.shape[0]), A[:3, 2])
+
+
+def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear", fill: float | None = None,
+               backend: str | None = None):
+    """The volume on a regular, unsheared grid (:func:`regular_grid`): untilts a tilted CT, evens irregular slices.
+
+    A sheared (tilted) volume is one :func:`resample`. A series loaded with
+    ``on_irregular="keep"`` (slices at uneven positions, kept in
+    ``meta["slice_positions_lps"]``) is resampled slice by slice: each output
+    slice blends the two input slices that bracket it along the normal, at
+    their true positions (linear), or takes the nearer one (nearest).
+
+    Returns
+    -------
+    Volume in HU (float32; int16 for nearest when exact), with the regular affine.
+
+    Examples
+    --------
+    >>> import numpy as np, gpukit
+    >>> data = np.arange(4 * 2 * 2, dtype=np.int16).reshape(4, 2, 2)
+    >>> pos = [[0, 0, 0], [0, 0, 1], [0, 0, 2], [0, 0, 4]]           # the slice at z = 3 is missing
+    >>> vol = gpukit.Volume(data, np.eye(4), {"slice_positions_lps": pos})
+    >>> reg = gpukit.regularize(vol, backend="numpy")        # slices at z = 0, 1, 2, 3, 4 (the median step)
+    >>> reg.shape, reg.data[:, 0, 0].tolist()                # z = 3 is halfway between slices 2 and 3
+    ((5, 2, 2), [0.0, 4.0, 8.0, 10.0, 12.0])
+    """
+    _check_interp(interp)
+    aff, shape = regular_grid(volume, spacing_mm)
+    true = volume.meta.get("slice_positions_lps")
+    if true is None or volume.shape[0] < 2:
+        return resample(volume, aff, shape, interp=interp, fill=fill, backend=backend)
+    pos = _slice_positions(volume)
+    be = get_backend(backend, volume)
+    data = _host_data(volume)
+    f = _fill_value(volume, data, be, fill)
+    n = aff[:3, 2] / np.linalg.norm(aff[:3, 2])
+    d = (pos - pos[0]) @ n
+    order = np.argsort(d, kind="stable")
+    d_sorted = d[order]
+    dtype = np.float32 if interp == "linear" else _nearest_dtype(volume, data, be, f)
+    out = np.empty(shape, dtype=dtype)
+    slopes = np.asarray(volume.slopes, dtype=np.float64)
+    intercepts = np.asarray(volume.intercepts, dtype=np.float64)
+    for s in range(shape[0]):
+        z = (aff[:3, 3] + s * aff[:3, 2] - pos[0]) @ n
+        t = int(np.clip(np.searchsorted(d_sorted, z - 1e-6), 1, len(d_sorted) - 1))
+        k0, k1 = int(order[t - 1]), int(order[t])
+        # a two-slice volume whose slice step is the true step between k0 and k1
+        pair_aff = np.asarray(volume.affine, dtype=np.float64).copy()
+        pair_aff[:3, 2] = pos[k1] - pos[k0]
+        pair_aff[:3, 3] = pos[k0]
+        pair = np.ascontiguousarray(data[[k0, k1]])
+        plane_aff = aff.copy()
+        plane_aff[:3, 3] = aff[:3, 3] + s * aff[:3, 2]
+        A, b = index_map(pair_aff, plane_aff)
+        be.sample_grid(pair, slopes[[k0, k1]], intercepts[[k0, k1]], A, b, (1,) + shape[1:], "none", interp, f,
+                       out[s:s + 1])
+    from ..volume import Volume
+
+    return Volume(out, aff, _volume_meta(volume, derived="regularized"), backend=volume.backend)
+
+
 # -- projections -----------------------------------------------------------------------------------------------
 def _aligned_axes(affine: np.ndarray) -> list[tuple[int, float]] | None:
     """For each array axis in (i, j, k) order, its LPS axis and sign, if the affine is a scaled signed permutation."""
@@ -618,4 +733,4 @@ class Reslicer:
                 "max_s": float(a.max())}
 
 
-__all__ = ["resample", "reslice", "project", "rotating_mip", "Reslicer", "index_map", "default_fill", "clear_caches"]
+__all__ = ["resample", "regularize", "regular_grid", "reslice", "project", "rotating_mip", "Reslicer", "index_map", "default_fill", "clear_caches"]
