@@ -25,31 +25,38 @@ def _write_volume(vol, spec: OutputSpec, out_dir: str, hu: bool) -> list[str]:
     return [writers.write_npy(path, np.asarray(arr))]
 
 
-def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend, suffix: str = "") -> str:
-    from ..ops.intensity import window
+def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend, suffix: str = "",
+              square_for: str | None = None, default_window=None) -> str:
+    """Write a 2-D HU image: NPY as it is, PNG windowed (:func:`gpukit.render.display`).
+
+    ``square_for``: the named projection whose pixels are stretched square for the PNG.
+    """
+    from ..render import display, to_square_pixels
 
     base = os.path.join(out_dir, spec.name + suffix)
     if spec.format == "npy":
-        return writers.write_npy(base + ".npy", image_hu)
+        return writers.write_npy(base + ".npy", np.asarray(image_hu, dtype=np.float32))
     w = spec.params.get("window")
-    kw = {"preset": w} if isinstance(w, str) else ({"center": w[0], "width": w[1]} if w else {})
-    if not kw:  # the file's own window
-        wc, ww = vol.meta.get("window_center"), vol.meta.get("window_width")
-        if wc and ww:
-            kw = {"center": wc[0], "width": ww[0]}
-        else:  # no window anywhere: the full range of the image
-            lo, hi = float(np.nanmin(image_hu)), float(np.nanmax(image_hu))
-            kw = {"center": (lo + hi) / 2, "width": max(hi - lo, 1.0)}
-    img = window(np.asarray(image_hu, dtype=np.float32), backend=backend, **kw)
+    win = tuple(w) if isinstance(w, list) else (w if w is not None else default_window)
+    img = display(image_hu, win, vol, backend=backend)
+    if square_for is not None:
+        img = to_square_pixels(img, vol, square_for)
     return writers.write_png(base + ".png", np.asarray(img))
+
+
+def _normal_extent(vol, plane) -> tuple[float, float]:
+    """Signed distances (mm) from the plane to the volume's nearest and farthest voxel centres along its normal."""
+    nz, ny, nx = vol.shape
+    ijk = np.array([[i, j, k] for k in (0, nz - 1) for j in (0, ny - 1) for i in (0, nx - 1)], dtype=np.float64)
+    d = (vol.index_to_world(ijk) - plane.center) @ plane.normal
+    return float(d.min()), float(d.max())
 
 
 def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tuple[list[str], float, float]:
     """Compute and write every output; returns (paths, compute seconds, write seconds)."""
     import gpukit
+    from ..render import plane_for
 
-    if any(o.kind not in ("volume",) for o in recipe.outputs):
-        from ..planes import Plane
     os.makedirs(out_dir, exist_ok=True)
     paths: list[str] = []
     compute = write = 0.0
@@ -60,41 +67,49 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tu
             t1 = time.perf_counter()
             paths += _write_volume(vol, spec, out_dir, hu=p["hu"])
         elif spec.kind == "resample":
-            res = gpukit.resample_isotropic(vol, p["spacing_mm"], interp=p["interp"], backend=backend)
+            res = gpukit.regularize(vol, p["spacing_mm"], interp=p["interp"], backend=backend)
             t1 = time.perf_counter()
             paths += _write_volume(res, spec, out_dir, hu=False)
         elif spec.kind == "reslice":
-            plane = getattr(Plane, p["plane"])(vol, offset_mm=p["offset_mm"])
+            plane = plane_for(vol, p["plane"]).moved(p["offset_mm"])
             img = gpukit.reslice(vol, plane, interp=p["interp"], backend=backend)
             t1 = time.perf_counter()
             paths.append(_write_2d(img, spec, out_dir, vol, backend))
         elif spec.kind == "mip":
-            img = gpukit.project(vol, getattr(Plane, p["plane"])(vol), mode=p["mode"], backend=backend)
+            img = gpukit.project(vol, p["plane"], mode=p["mode"], backend=backend)
             t1 = time.perf_counter()
-            paths.append(_write_2d(img, spec, out_dir, vol, backend))
+            paths.append(_write_2d(img, spec, out_dir, vol, backend, square_for=p["plane"], default_window="auto"))
         elif spec.kind == "slab_mips":
             t1 = t0
-            base = getattr(Plane, p["plane"])(vol)
-            lo, hi = base.extent_along_normal(vol)
-            n = 0
-            for off in np.arange(lo + p["thickness_mm"] / 2, hi - p["thickness_mm"] / 2 + 1e-6, p["step_mm"]):
+            base = plane_for(vol, p["plane"])
+            lo, hi = _normal_extent(vol, base)
+            th = float(p["thickness_mm"])
+            offsets = np.arange(lo + th / 2, hi - th / 2 + 1e-6, float(p["step_mm"]))
+            if offsets.size == 0:         # thinner than one slab: one slab through the centre
+                offsets = np.array([(lo + hi) / 2])
+            for n, off in enumerate(offsets):
                 tc = time.perf_counter()
-                plane = getattr(Plane, p["plane"])(vol, offset_mm=float(off))
-                img = gpukit.project(vol, plane, mode=p["mode"], thickness_mm=p["thickness_mm"], backend=backend)
+                img = gpukit.project(vol, base.moved(float(off)), mode=p["mode"], thickness_mm=th, backend=backend)
                 compute += time.perf_counter() - tc
                 tw = time.perf_counter()
-                paths.append(_write_2d(img, spec, out_dir, vol, backend, suffix=f"_{n:03d}"))
+                paths.append(_write_2d(img, spec, out_dir, vol, backend, suffix=f"_{n:03d}", default_window="auto"))
                 write += time.perf_counter() - tw
-                n += 1
             continue
         elif spec.kind == "rotating_mip":
-            frames = gpukit.rotating_mip(vol, p["frames"], axis=p["axis"], mode=p["mode"],
-                                         shape=(p["size"], p["size"]), backend=backend)
-            from ..ops.intensity import window
+            # frames of p["size"] pixels across the volume's bounding cylinder about the axis
+            axis = np.eye(3)["xyz".index(p["axis"])]
+            nz, ny, nx = vol.shape
+            ijk = np.array([[i, j, k] for k in (0, nz - 1) for j in (0, ny - 1) for i in (0, nx - 1)], float)
+            rel = vol.index_to_world(ijk) - vol.center
+            radius = float(np.max(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
+            spacing = max(2 * radius / max(p["size"] - 1, 1), float(min(vol.spacing)))
+            frames = gpukit.rotating_mip(vol, p["frames"], axis=p["axis"], mode=p["mode"], spacing=spacing,
+                                         backend=backend)
+            from ..render import display
 
             w = p.get("window")
-            kw = {"preset": w} if isinstance(w, str) else ({"center": w[0], "width": w[1]} if w else {})
-            frames8 = np.asarray(window(np.asarray(frames, dtype=np.float32), backend=backend, **kw))
+            frames8 = np.asarray(display(frames, tuple(w) if isinstance(w, list) else (w or "auto"), vol,
+                                         backend=backend))
             t1 = time.perf_counter()
             paths.append(writers.write_gif(os.path.join(out_dir, spec.name + ".gif"), frames8, fps=p["fps"]))
         else:  # pragma: no cover - recipes are validated
