@@ -259,6 +259,13 @@ def cmd_bench(args) -> int:
     return int(bench_main(argv) or 0)
 
 
+def cmd_demo(args) -> int:
+    from .demo import run as run_demo
+
+    res = run_demo(args.out, workers=args.workers, backend=args.backend, scale=args.scale)
+    return EXIT_OK if res["counts"].get("failed", 0) == 0 else EXIT_INTERNAL
+
+
 def _picture_options(p, what: str) -> None:
     p.add_argument("path", help="a DICOM file or folder")
     p.add_argument("--series", help="series number or UID when the folder holds several")
@@ -318,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--axis", default="z", help="rotation axis for --rotate: x, y or z (default z)")
     pm.add_argument("--fps", type=float, default=12.0, help="GIF frames per second")
     pm.set_defaults(func=cmd_mip)
+    pd = sub.add_parser("demo", help="the main job on a fresh machine: synthetic CT study, default recipe, pictures",
+                        epilog="examples:\n  gpukit demo\n  gpukit demo --out /tmp/demo --workers 2\n",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pd.add_argument("--out", default="gpukit-demo", help="folder for the DICOM study and the results "
+                                                         "(default ./gpukit-demo)")
+    pd.add_argument("--workers", type=int, help="Dask worker processes (default: one per core)")
+    pd.add_argument("--backend", help="compute backend (default: auto, the best available)")
+    pd.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)   # smaller study, for tests
+    pd.set_defaults(func=cmd_demo)
     pz = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
     pz.add_argument("--quick", action="store_true", help="smallest sizes (what the tests run)")
     pz.add_argument("--sections", help="comma list: load, intensity, sampling")

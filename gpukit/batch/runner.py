@@ -80,6 +80,11 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
         r = parse_recipe(recipe, "<batch>")
         found = dicom.scan.scan(files)
         match = [s for s in found if s.id == series_id]
+        if not match and "#" in series_id:
+            # one part of a split series (say one echo of a field map): its files alone form the whole series
+            base = series_id.split("#")[0]
+            match = [s for s in found if s.uid == base and s.kind == "volume"][:1] if \
+                sum(s.uid == base for s in found) == 1 else []
         if not match:
             raise GpukitError(f"series {series_id} not found again in its files (changed on disk?)")
         info = match[0]
@@ -146,7 +151,7 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
 
     Parameters
     ----------
-    input_root : folder (or file) to scan recursively.
+    input_root : folder (or file) to scan recursively, or a list of them.
     output_root : where outputs and ``manifest.jsonl`` go (created).
     recipe : a :class:`Recipe`, a TOML path, or None for the default recipe.
     scheduler : address of an existing Dask scheduler (``tcp://host:port``);
@@ -160,7 +165,11 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
 
     t0 = time.perf_counter()
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    input_root, output_root = os.fspath(input_root), os.fspath(output_root)
+    if isinstance(input_root, (list, tuple)):
+        input_root = [os.fspath(p) for p in input_root]   # several archives in one batch
+    else:
+        input_root = os.fspath(input_root)
+    output_root = os.fspath(output_root)
     os.makedirs(output_root, exist_ok=True)
     manifest = Manifest(output_root)
     found = scan(input_root)

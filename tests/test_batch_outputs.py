@@ -1,0 +1,146 @@
+"""Batch image outputs on a real LocalCluster, over the real scans plus synthetic series, and ``gpukit demo``.
+
+Outputs are re-read: PNGs decode to the windowed values computed here from
+pydicom-read pixels (PS3.3 LINEAR), NIfTI files carry the volume's voxels and
+affine, GIFs have their frames. Inputs are read-only and stay untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image, ImageSequence
+
+import gpukit
+from gpukit import geometry, testing
+from gpukit.batch import Manifest, load_recipe, parse_recipe, run_batch
+
+from conftest import data_path
+from test_intensity import assert_matches_oracle_u8, dicom_linear
+
+CT = ("ct_philips_1mm", "In", "Philips", "S21570", "S2020")
+
+
+def _hu_from_pydicom(folder: Path) -> np.ndarray:
+    from pydicom.pixels import apply_modality_lut
+
+    slices = []
+    for p in sorted(folder.iterdir()):
+        try:
+            ds = pydicom.dcmread(p)
+        except pydicom.errors.InvalidDicomError:
+            continue
+        if "PixelData" not in ds:
+            continue
+        iop = np.asarray(ds.ImageOrientationPatient, float)
+        n = np.cross(iop[:3], iop[3:])
+        slices.append((float(np.asarray(ds.ImagePositionPatient, float) @ n),
+                       apply_modality_lut(ds.pixel_array, ds).astype(np.float64)))
+    slices.sort(key=lambda t: t[0])
+    return np.stack([s for _, s in slices])
+
+
+def test_exact_outputs_of_a_real_ct(tmp_path):
+    """Axial full MIP, the central axial plane and the stored volume, each against an independent oracle."""
+    folder = data_path(*CT)
+    recipe = parse_recipe({"recipe": {"name": "exact"}, "output": [
+        {"kind": "mip", "name": "mip_axial", "plane": "axial", "window": [300, 2000]},
+        {"kind": "reslice", "name": "centre", "plane": "axial", "window": [40, 400]},
+        {"kind": "volume", "name": "stored", "format": "nifti"},
+    ]})
+    res = run_batch(folder, tmp_path / "out", recipe, n_workers=1, progress=False)
+    assert res.counts == {"ok": 1, "skipped_file": 1}, res.counts      # the DIRFILE is listed as skipped
+    rec = res.records[0]
+    outs = {Path(o["path"]).stem.split(".")[0]: tmp_path / "out" / o["path"] for o in rec["outputs"]}
+    hu = _hu_from_pydicom(folder)
+    nz = hu.shape[0]
+    assert_matches_oracle_u8(np.asarray(Image.open(outs["mip_axial"])), dicom_linear(hu.max(axis=0), 300, 2000))
+    # 140 slices: the centre plane lies halfway between slices 69 and 70
+    mid = (hu[nz // 2 - 1] + hu[nz // 2]) / 2 if nz % 2 == 0 else hu[nz // 2]
+    assert_matches_oracle_u8(np.asarray(Image.open(outs["centre"])), dicom_linear(mid, 40, 400))
+    img = nib.load(outs["stored"])
+    np.testing.assert_array_equal(np.asarray(img.dataobj), hu.transpose(2, 1, 0))     # nibabel applies scl_*
+    vol = gpukit.load(folder)
+    np.testing.assert_allclose(img.affine, geometry.LPS_TO_RAS @ vol.affine, atol=1e-4)
+
+
+def test_default_recipe_over_the_real_scans_and_synthetic_series(tmp_path):
+    """Every volume series under ../shared/data and a synthetic folder gets every default output."""
+    data = data_path()
+    synth = tmp_path / "synth"
+    testing.write_series(synth / "tilted", shape=(16, 40, 36), tilt_deg=12.0, series_number=7, seed=3)
+    testing.write_not_dicom(synth / "readme.txt")
+    testing.write_truncated(testing.write_series(synth / "cut_src", shape=(6, 64, 64), seed=4).files[0],
+                            synth / "broken" / "cut.dcm", keep_fraction=0.7)
+    before = {p: p.stat().st_mtime_ns for p in Path(data).rglob("*") if p.is_file()}
+    found = gpukit.scan([str(data), str(synth)])
+    out = tmp_path / "out"
+    res = run_batch([data, synth], out, load_recipe(None), n_workers=2, progress=False)
+    m = Manifest(out)
+    volumes = {s.id for s in found.volumes}
+    ok = {k for k, r in m.records.items() if r.get("status") == "ok"}
+    failed = {k: r for k, r in m.records.items() if r.get("status") == "failed"}
+    # the only failure is the synthetic series holding a truncated copy, and the error names the file
+    assert len(failed) == 1, {k: (r["error"], r["message"]) for k, r in failed.items()}
+    (bad,) = failed.values()
+    assert bad["error"] == "CorruptDicomError" and "cut.dcm" in bad["message"]
+    assert ok == volumes - set(failed)
+    assert len(ok) >= 9          # 8 real volume series (CT, tilted CT x2, MR, enhanced MR x3, multi-frame) + 1
+    # non-image series and non-DICOM files are accounted for, with reasons
+    assert any(r["status"] == "skipped_file" and "readme.txt" in r["key"] for r in m.records.values())
+    assert any(r["status"] == "skipped_file" and "DICOMDIR" in r["message"] for r in m.records.values())
+    assert any(r["status"] == "not_volume" and r.get("message") for r in m.records.values())
+    assert set(m.records) >= {s.id for s in found} | {f"file:{k.path}" for k in found.skipped}
+    for key in ok:
+        rec = m.records[key]
+        names = [Path(o["path"]).name for o in rec["outputs"]]
+        assert {"coronal.png", "sagittal.png", "rotating_mip.gif", "iso1mm.nii.gz"} <= set(names), names
+        assert any(n.startswith("axial_mip_slab_") for n in names)
+        for o in rec["outputs"]:
+            p = out / o["path"]
+            if p.suffix == ".png":
+                a = np.asarray(Image.open(p))
+                assert a.dtype == np.uint8 and a.ndim == 2 and a.size > 0
+            elif p.suffix == ".gif":
+                assert sum(1 for _ in ImageSequence.Iterator(Image.open(p))) == 36
+            else:
+                img = nib.load(p)
+                zooms = img.header.get_zooms()[:3]
+                np.testing.assert_allclose(zooms, 1.0, atol=1e-5)             # 1 mm isotropic
+    # the tilted synthetic series' resampled NIfTI is unsheared
+    tilted = next(k for k in ok if m.records[k].get("series_number") == 7)
+    p = next(out / o["path"] for o in m.records[tilted]["outputs"] if o["path"].endswith(".nii.gz"))
+    aff = nib.load(p).affine
+    assert geometry.tilt_angle_deg(geometry.LPS_TO_RAS @ aff) == pytest.approx(0.0, abs=1e-4)
+    assert not [p for p in out.rglob(".tmp-*")]
+    assert {p: p.stat().st_mtime_ns for p in Path(data).rglob("*") if p.is_file()} == before
+
+
+def test_demo_runs_and_leaves_pictures(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gpukit.cli", "demo", "--out", str(tmp_path / "demo"), "--workers",
+                        "1", "--scale", "0.25"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pictures and volumes" in r.stdout
+    m = Manifest(tmp_path / "demo" / "results")
+    recs = [r for r in m.records.values() if r.get("status") == "ok"]
+    assert len(recs) == 2
+    vols = {rec["series_number"]: gpukit.load(tmp_path / "demo" / "dicom", series=rec["series_number"])
+            for rec in recs}
+    # HU-calibrated: air, fat, soft tissue and bone where the phantom puts them
+    hu = vols[2].hu()
+    assert hu.min() <= -990 and hu.max() >= 700
+    assert abs(float(np.median(hu[hu > -200])) - 40) < 60
+    # the tilted variant is sheared in index space, its patient upright: made regular, its spine column is
+    # where the untilted series has it
+    assert abs(vols[3].meta["tilt_deg"]) > 10 and abs(vols[2].meta["tilt_deg"]) < 1e-6
+    for rec in recs:
+        for o in rec["outputs"]:
+            p = tmp_path / "demo" / "results" / o["path"]
+            assert p.exists() and p.stat().st_size == o["bytes"]
