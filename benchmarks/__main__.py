@@ -1,4 +1,4 @@
-"""The benchmark suite: ``python -m benchmarks [--quick] [--sections load,intensity,sampling] [--out DIR]``.
+"""The benchmark suite: ``python -m benchmarks [--quick] [--sections load,intensity,sampling,batch] [--out DIR]``.
 
 Times gpukit's backends and the tools users would otherwise pick, in one run,
 on the same data; prints a table of medians and ratios, writes
@@ -23,6 +23,7 @@ SECTIONS = {
     "load": ("benchmarks.bench_load", 300, 8, 5),
     "intensity": ("benchmarks.bench_intensity", 512, 4, 5),
     "sampling": ("benchmarks.bench_sampling", 512, 16, 3),
+    "batch": ("benchmarks.bench_batch", 512, 32, 1),
 }
 
 
@@ -61,17 +62,37 @@ def _has_gpu() -> bool:
         return False
 
 
+def _note(r: dict) -> str:
+    """The extras a row carries, shortly: peak memory, p99 latency, throughput, speed-up, stage shares, accuracy."""
+    out = []
+    if r.get("peak_bytes") is not None:
+        out.append(f"peak {r['peak_bytes'] / 2**20:.0f} MiB")
+    if r.get("p99_s") is not None:
+        out.append(f"p99 {_fmt(r['p99_s'])}")
+    if r.get("series_per_s") is not None:
+        out.append(f"{r['series_per_s']:.2f} series/s")
+    if r.get("speedup_vs_1_worker") is not None:
+        out.append(f"{r['speedup_vs_1_worker']:.2f}x vs 1 worker")
+    if r.get("stage_share"):
+        out.append("time: " + ", ".join(f"{k} {v:.0%}" for k, v in r["stage_share"].items()))
+    for key in ("max_abs_diff_hu", "median_abs_diff_hu", "max_abs_diff"):
+        if r.get(key) is not None:
+            out.append(f"{key.replace('_hu', '').replace('_', ' ')} {r[key]:.3g}")
+            break
+    return "; ".join(out)
+
+
 def table(rows: list[dict]) -> str:
     by_op: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_op[r["op"]].append(r)
-    lines = [f"{'operation':44} {'implementation':38} {'median':>10} {'p10-p90':>19} {'vs fastest':>10}"]
+    lines = [f"{'operation':44} {'implementation':38} {'median':>10} {'p10-p90':>19} {'vs fastest':>10}  notes"]
     for op, rs in by_op.items():
         best = min(r["median_s"] for r in rs)
         for r in sorted(rs, key=lambda r: r["median_s"]):
             spread = f"{_fmt(r.get('p10_s'))}-{_fmt(r.get('p90_s'))}"
             lines.append(f"{op[:44]:44} {r['impl'][:38]:38} {_fmt(r['median_s']):>10} {spread:>19} "
-                         f"{r['median_s'] / best:>9.2f}x")
+                         f"{r['median_s'] / best:>9.2f}x  {_note(r)}")
         lines.append("")
     return "\n".join(lines)
 

@@ -144,3 +144,17 @@ def test_demo_runs_and_leaves_pictures(tmp_path):
         for o in rec["outputs"]:
             p = tmp_path / "demo" / "results" / o["path"]
             assert p.exists() and p.stat().st_size == o["bytes"]
+
+
+def test_batch_benchmark_smallest_size_runs(tmp_path):
+    """The suite's batch section (1 vs 2 workers, stage shares) at its quick size, through the suite's command."""
+    r = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--sections", "batch", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads((tmp_path / "results.json").read_text())
+    rows = {row["impl"]: row for row in res["rows"]}
+    one, two = rows["gpukit batch, LocalCluster 1 worker"], rows["gpukit batch, LocalCluster 2 workers"]
+    assert one["series_per_s"] > 0 and two["speedup_vs_1_worker"] > 0
+    assert set(one["stage_share"]) == {"read", "decode", "compute", "write"}
+    assert abs(sum(one["stage_share"].values()) - 1) < 0.01
+    assert "series/s" in r.stdout and res["machine"]["cpus"] and list(tmp_path.glob("*.png"))

@@ -203,8 +203,11 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
             client = Client(scheduler, timeout="30s")
         else:
             n = n_workers or os.cpu_count() or 1
+            # each worker's compiled kernels get their share of the cores, not all of them (no oversubscription)
+            share = str(max(1, (os.cpu_count() or 1) // n))
+            env = {"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", share)}
             cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=None, env=env)
             client = Client(cluster)
         recipe_dict = r.to_dict()
         try:
