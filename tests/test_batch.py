@@ -240,3 +240,12 @@ def test_torn_manifest_line_is_ignored(tmp_path):
     assert len(res.records) == 1 and res.counts["ok"] == 2
     json.loads(mp.read_text().splitlines()[-1])
     _check_outputs(out, series, Manifest(out))
+
+
+def test_a_validated_recipe_round_trips_for_the_workers():
+    """The dict sent to each worker parses to the same recipe (defaults such as window=None included)."""
+    r = load_recipe(None)
+    r2 = parse_recipe(r.to_dict(), "<again>")
+    assert [o.to_dict() for o in r2.outputs] == [o.to_dict() for o in r.outputs]
+    one = parse_recipe({"output": [{"kind": "mip", "plane": "coronal"}]})
+    assert parse_recipe(one.to_dict()).outputs[0].params == one.outputs[0].params

@@ -71,7 +71,9 @@ class OutputSpec:
     params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "format": self.format, **self.params}
+        # None means "the default" and TOML has no null: leave such keys out so the dict parses again
+        return {"name": self.name, "kind": self.kind, "format": self.format,
+                **{k: v for k, v in self.params.items() if v is not None}}
 
 
 @dataclass

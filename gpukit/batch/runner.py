@@ -246,6 +246,8 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
             client.close()
             if cluster is not None:
                 cluster.close()
+                # our own workers are gone: whatever they left half-written is an orphan (an interrupt, say)
+                sweep_temporaries(output_root)
     if todo:   # every task has ended: nothing is writing, so any temporary left is an orphan
         sweep_temporaries(output_root)
     counts = manifest.summary([s.id for s in found] + [f"file:{k.path}" for k in found.skipped])
