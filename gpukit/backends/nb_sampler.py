@@ -5,7 +5,9 @@ Same rule and same float64 expressions as :mod:`gpukit.backends.np_sampler`
 the inside test with ``EPS``, clamping, ``a + (b - a) * f`` blends, per-slice
 rescale between the two slices or once when it is uniform. Kernels are
 compiled on first use and cached on disk (``cache=True``); ``fastmath`` is off
-so results match the numpy reference to float64 rounding.
+so results match the numpy reference to float64 rounding. The per-sample code
+(inside test, clamping, trilinear and nearest reads, ray clipping) lives in
+:mod:`gpukit.backends._sampler_math`, which the Numba CUDA kernels call too.
 
 Numba is imported when this module is imported, which happens only when the
 ``numba`` backend is first looked up (never by ``import gpukit``).
@@ -19,88 +21,10 @@ import numpy as np
 
 from ._jit import njit, prange
 
+from ._sampler_math import _clamp, _inside, _linear, _nearest, _ray_range
 from .np_sampler import EPS, MODES
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
-
-
-@njit(inline="always", **_JIT)
-def _clamp(x, hi):
-    if x < 0.0:
-        return 0.0
-    if x > hi:
-        return hi
-    return x
-
-
-@njit(inline="always", **_JIT)
-def _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z):
-    """Trilinear value at an inside point of the raveled volume (the numpy reference's arithmetic)."""
-    xm = nx - 1.0
-    ym = ny - 1.0
-    zm = nz - 1.0
-    x = _clamp(x, xm)
-    y = _clamp(y, ym)
-    z = _clamp(z, zm)
-    i0 = int(math.floor(x))
-    j0 = int(math.floor(y))
-    k0 = int(math.floor(z))
-    fx = x - i0
-    fy = y - j0
-    fz = z - k0
-    di = 1 if i0 < nx - 1 else 0
-    dj = nx if j0 < ny - 1 else 0
-    dk = nx * ny if k0 < nz - 1 else 0
-    o = (k0 * ny + j0) * nx + i0
-    a = float(flat[o])
-    c00 = a + (float(flat[o + di]) - a) * fx
-    o1 = o + dj
-    a = float(flat[o1])
-    c01 = a + (float(flat[o1 + di]) - a) * fx
-    p0 = c00 + (c01 - c00) * fy
-    o2 = o + dk
-    a = float(flat[o2])
-    c10 = a + (float(flat[o2 + di]) - a) * fx
-    o3 = o2 + dj
-    a = float(flat[o3])
-    c11 = a + (float(flat[o3 + di]) - a) * fx
-    p1 = c10 + (c11 - c10) * fy
-    if uniform:
-        return (p0 + (p1 - p0) * fz) * slopes[0] + intercepts[0]
-    k1 = k0 + 1 if k0 < nz - 1 else k0
-    h0 = p0 * slopes[k0] + intercepts[k0]
-    h1 = p1 * slopes[k1] + intercepts[k1]
-    return h0 + (h1 - h0) * fz
-
-
-@njit(inline="always", **_JIT)
-def _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z):
-    i = int(math.floor(_clamp(x, nx - 1.0) + 0.5))
-    j = int(math.floor(_clamp(y, ny - 1.0) + 0.5))
-    k = int(math.floor(_clamp(z, nz - 1.0) + 0.5))
-    v = float(flat[(k * ny + j) * nx + i])
-    if uniform:
-        return v * slopes[0] + intercepts[0]
-    return v * slopes[k] + intercepts[k]
-
-
-@njit(inline="always", **_JIT)
-def _inside(x, y, z, xl, yl, zl, eps):
-    return x >= -eps and x <= xl and y >= -eps and y <= yl and z >= -eps and z <= zl
-
-
-@njit(inline="always", **_JIT)
-def _axis_window(p, d, lim, eps, lo, hi):
-    """Narrow the real interval [lo, hi] of t where -eps <= p + d*t <= lim (approximate; refined exactly later)."""
-    if d == 0.0:
-        if p < -eps or p > lim:
-            return 1.0, -10.0   # empty, and stays empty
-        return lo, hi
-    ta = (-eps - p) / d
-    tb = (lim - p) / d
-    if ta > tb:
-        ta, tb = tb, ta
-    return max(lo, ta), min(hi, tb)
 
 
 #: output tile (rows, columns, slices) of the resample kernel: keeps each tile's input footprint in cache
@@ -169,20 +93,7 @@ def _project_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, f
             bx = a00 * c + a01 * r
             by = a10 * c + a11 * r
             bz = a20 * c + a21 * r
-            lo_f, hi_f = _axis_window(bx + b0, a02, xl, eps, -1.0, float(ns))
-            lo_f, hi_f = _axis_window(by + b1, a12, yl, eps, lo_f, hi_f)
-            lo_f, hi_f = _axis_window(bz + b2, a22, zl, eps, lo_f, hi_f)
-            lo = 0
-            hi = -1
-            if lo_f <= hi_f + 4.0:
-                lo = max(0, int(math.ceil(lo_f)) - 2)
-                hi = min(ns - 1, int(math.floor(hi_f)) + 2)
-                while lo <= hi and not _inside(bx + a02 * lo + b0, by + a12 * lo + b1, bz + a22 * lo + b2,
-                                               xl, yl, zl, eps):
-                    lo += 1
-                while hi >= lo and not _inside(bx + a02 * hi + b0, by + a12 * hi + b1, bz + a22 * hi + b2,
-                                               xl, yl, zl, eps):
-                    hi -= 1
+            lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
             if hi < lo:
                 out[r, c] = fill
                 continue
@@ -249,20 +160,7 @@ def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
             bx = a00 * c + a01 * r
             by = a10 * c + a11 * r
             bz = a20 * c + a21 * r
-            lo_f, hi_f = _axis_window(bx + b0, a02, xl, eps, -1.0, float(ns))
-            lo_f, hi_f = _axis_window(by + b1, a12, yl, eps, lo_f, hi_f)
-            lo_f, hi_f = _axis_window(bz + b2, a22, zl, eps, lo_f, hi_f)
-            lo = 0
-            hi = -1
-            if lo_f <= hi_f + 4.0:
-                lo = max(0, int(math.ceil(lo_f)) - 2)
-                hi = min(ns - 1, int(math.floor(hi_f)) + 2)
-                while lo <= hi and not _inside(bx + a02 * lo + b0, by + a12 * lo + b1, bz + a22 * lo + b2,
-                                               xl, yl, zl, eps):
-                    lo += 1
-                while hi >= lo and not _inside(bx + a02 * hi + b0, by + a12 * hi + b1, bz + a22 * hi + b2,
-                                               xl, yl, zl, eps):
-                    hi -= 1
+            lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
             if hi < lo:
                 out[r, c] = fill
                 continue

@@ -1,0 +1,396 @@
+"""The ``@cuda.jit`` kernels of the ``numba-cuda`` backend, and how they are compiled and launched.
+
+Every value comes from the same ``@njit`` scalar helpers as the Numba CPU
+kernels: :mod:`gpukit.backends._math` (rescale, VOI LUT window, rounding,
+MONOCHROME1) and :mod:`gpukit.backends._sampler_math` (inside test, clamping,
+trilinear and nearest reads, ray clipping). numba-cuda compiles an ``@njit``
+function called from a kernel for the CUDA target, so the maths is written
+once (DESIGN.md, "Kernel math shared by the Numba CPU and Numba CUDA kernels
+lives once").
+
+Exactness. The helpers write ``a * b + c`` meaning two roundings, as numpy
+does. libNVVM contracts a multiply followed by an add into one FMA by
+default (its ``-fma=1``), and ``fastmath=False`` does not turn that off; the
+numba-cuda release gpukit supports has no ``cuda.jit`` option for it
+(NVIDIA/numba-cuda#118, #839). :func:`contraction_off` therefore compiles
+gpukit's kernels, and only them, with ``-fma=0`` (the PTX then holds
+``mul.rn``/``add.rn``, which ptxas never fuses), and link-time optimisation
+is off so that no later step compiles the IR again with the default. The
+tests check the PTX of every kernel for FMA instructions.
+
+Kernels (arrays are device arrays; 1-D ones are C-order views of the volume):
+
+* ``window`` / ``rescale``: grid-stride over one slice along x, slices along
+  y (the slice's slope and intercept read once per thread and slice);
+* ``minmax``: grid-stride over all values, one atomic min and max per thread;
+* ``extrema``: per-slice min and max (atomics per slice), float64;
+* ``resample`` (mode none) and ``project`` (max 1, min 2, mean 3): one thread
+  per output pixel ``(c, r)`` marching along ``s``; ``project`` first clips
+  the ray to the volume (``_ray_range``: exactly the samples the inside test
+  accepts), so its loop needs no test;
+* ``axis``: axis-aligned max/min/mean, one thread per output pixel, the same
+  arithmetic as the numpy reference's ``project_axis``.
+
+Launch sizes are module values read at each launch; the tests shrink them so
+that inputs of a few hundred values span several blocks and every
+grid-stride loop turns more than once.
+
+Under ``NUMBA_ENABLE_CUDASIM=1`` (set before Numba is imported) the kernels
+run in numba-cuda's simulator, in Python. There a kernel cannot pass an array
+to an ``@njit`` function (numba/numba#7494), so the kernels call the helpers'
+Python functions (``py_func``: the same source); on a device they call the
+``@njit`` functions themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+from numba import config, cuda
+
+from . import _math
+from . import _sampler_math as _sm
+
+#: True when numba-cuda's simulator stands in for a device (NUMBA_ENABLE_CUDASIM=1 before Numba was imported).
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+
+# -- launch configuration (read at every launch; tests shrink them) ----------------------------------------------
+#: threads per block of the element-wise kernels (window, rescale, minmax, extrema)
+THREADS = 256
+#: most blocks along x of the element-wise kernels; a grid-stride loop covers the rest
+MAX_BLOCKS = 2048
+#: most blocks along y (one slice per block row; a grid-stride loop over slices beyond)
+MAX_SLICE_BLOCKS = 65535
+#: (columns, rows) threads per block of the sampler and projection kernels
+SAMPLER_BLOCK = (32, 8)
+
+
+def _device(f):
+    """A helper as the kernels call it: the ``@njit`` function on a device, its Python source under the simulator."""
+    return f.py_func if SIMULATOR else f
+
+
+_rescale_value = _device(_math.rescale_value)
+_window_value = _device(_math.window_value)
+_inside = _device(_sm._inside)
+_linear = _device(_sm._linear)
+_nearest = _device(_sm._nearest)
+_ray_range = _device(_sm._ray_range)
+
+
+# -- intensity ------------------------------------------------------------------------------------------------------
+def window(data, slopes, intercepts, plane, fcode, cc, ww, lower, upper, lo, hi, rounded, invert, out):
+    """``out[i] = window(data[i] * slope[k] + intercept[k])`` over 1-D views of ``(nz, plane)`` values."""
+    nz = slopes.shape[0]
+    start = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    step = cuda.blockDim.x * cuda.gridDim.x
+    for k in range(cuda.blockIdx.y, nz, cuda.gridDim.y):
+        s = slopes[k]
+        b = intercepts[k]
+        base = k * plane
+        for t in range(start, plane, step):
+            out[base + t] = _window_value(_rescale_value(float(data[base + t]), s, b), fcode, cc, ww, lower, upper,
+                                          lo, hi, rounded, invert)
+
+
+def rescale(data, slopes, intercepts, plane, out):
+    """``out[i] = data[i] * slope[k] + intercept[k]`` (float64, cast to ``out``'s dtype) over 1-D views."""
+    nz = slopes.shape[0]
+    start = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    step = cuda.blockDim.x * cuda.gridDim.x
+    for k in range(cuda.blockIdx.y, nz, cuda.gridDim.y):
+        s = slopes[k]
+        b = intercepts[k]
+        base = k * plane
+        for t in range(start, plane, step):
+            out[base + t] = _rescale_value(float(data[base + t]), s, b)
+
+
+def minmax(data, start_min, start_max, res, nan):
+    """``res[0] = min``, ``res[1] = max`` of the 1-D ``data``; ``nan[0] = 1`` when it holds a NaN.
+
+    ``start_min``/``start_max`` (and ``res`` on entry) are the identities: the
+    largest and smallest value of the accumulator dtype.
+    """
+    n = data.shape[0]
+    m = start_min
+    mx = start_max
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        v = data[i]
+        if v != v:
+            nan[0] = 1
+        if v < m:
+            m = v
+        if v > mx:
+            mx = v
+    cuda.atomic.min(res, 0, m)
+    cuda.atomic.max(res, 1, mx)
+
+
+def extrema(data, plane, lo_out, hi_out):
+    """Per slice ``k``: ``lo_out[k]``/``hi_out[k]`` (float64, starting at +inf/-inf) = min/max of its stored values."""
+    nz = lo_out.shape[0]
+    start = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    step = cuda.blockDim.x * cuda.gridDim.x
+    for k in range(cuda.blockIdx.y, nz, cuda.gridDim.y):
+        base = k * plane
+        m = math.inf
+        mx = -math.inf
+        for t in range(start, plane, step):
+            v = float(data[base + t])
+            if v < m:
+                m = v
+            if v > mx:
+                mx = v
+        cuda.atomic.min(lo_out, k, m)
+        cuda.atomic.max(hi_out, k, mx)
+
+
+# -- the sampler -----------------------------------------------------------------------------------------------------
+def resample(flat, nx, ny, nz, slopes, intercepts, uniform, a00, a01, a02, b0, a10, a11, a12, b1, a20, a21, a22, b2,
+             linear, fill, eps, out):
+    """mode "none": thread ``(c, r)`` writes ``out[s, r, c]`` for every ``s`` (the reference's rule and sums)."""
+    ns, nr, nc = out.shape
+    c = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    r = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
+    if c >= nc or r >= nr:
+        return
+    xl = nx - 1.0 + eps
+    yl = ny - 1.0 + eps
+    zl = nz - 1.0 + eps
+    # x(s) = ((a00*c + a01*r) + a02*s) + b0: the reference's left-to-right sum
+    bx = a00 * c + a01 * r
+    by = a10 * c + a11 * r
+    bz = a20 * c + a21 * r
+    for s in range(ns):
+        x = bx + a02 * s + b0
+        y = by + a12 * s + b1
+        z = bz + a22 * s + b2
+        if _inside(x, y, z, xl, yl, zl, eps):
+            if linear:
+                out[s, r, c] = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+            else:
+                out[s, r, c] = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+        else:
+            out[s, r, c] = fill
+
+
+def project(flat, nx, ny, nz, slopes, intercepts, uniform, a00, a01, a02, b0, a10, a11, a12, b1, a20, a21, a22, b2,
+            ns, mode, linear, fill, eps, out):
+    """modes max (1), min (2), mean (3): thread ``(c, r)`` combines the inside samples of its ray into ``out[r, c]``."""
+    nr, nc = out.shape
+    c = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    r = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
+    if c >= nc or r >= nr:
+        return
+    xl = nx - 1.0 + eps
+    yl = ny - 1.0 + eps
+    zl = nz - 1.0 + eps
+    bx = a00 * c + a01 * r
+    by = a10 * c + a11 * r
+    bz = a20 * c + a21 * r
+    lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
+    if hi < lo:
+        out[r, c] = fill
+        return
+    acc = 0.0
+    if mode == 1:
+        acc = -math.inf
+    elif mode == 2:
+        acc = math.inf
+    for s in range(lo, hi + 1):
+        x = bx + a02 * s + b0
+        y = by + a12 * s + b1
+        z = bz + a22 * s + b2
+        if linear:
+            v = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+        else:
+            v = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+        if mode == 1:
+            if v > acc:
+                acc = v
+        elif mode == 2:
+            if v < acc:
+                acc = v
+        else:
+            acc += v
+    if mode == 3:
+        out[r, c] = acc / (hi - lo + 1)
+    else:
+        out[r, c] = acc
+
+
+def axis(data, slopes, intercepts, ax, lo, hi, mode, per_sample, out):
+    """Axis-aligned max (1) / min (2) / mean (3) over indices ``lo:hi`` of array axis ``ax``; thread = output pixel.
+
+    ``out[u, v]`` reduces ``data[q, u, v]`` (axis 0), ``data[u, q, v]`` (1) or
+    ``data[u, v, q]`` (2). ``per_sample`` (axis 0 only): rescale every value
+    with its slice's slope and intercept before combining; otherwise the
+    stored values are reduced (a negative slice slope swaps max and min) and
+    the result rescaled once, with slice ``u``'s rescale (axes 1, 2) or slice
+    ``lo``'s (axis 0). The numpy reference's arithmetic, step by step.
+    """
+    nu, nv = out.shape
+    v = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    u = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
+    if v >= nv or u >= nu:
+        return
+    if per_sample:
+        acc = _rescale_value(float(data[lo, u, v]), slopes[lo], intercepts[lo])
+        for q in range(lo + 1, hi):
+            h = _rescale_value(float(data[q, u, v]), slopes[q], intercepts[q])
+            if mode == 1:
+                if h > acc:
+                    acc = h
+            elif mode == 2:
+                if h < acc:
+                    acc = h
+            else:
+                acc += h
+        if mode == 3:
+            acc /= hi - lo
+        out[u, v] = acc
+        return
+    k = lo if ax == 0 else u
+    s = slopes[k]
+    t = intercepts[k]
+    m = mode
+    if m != 3 and s < 0.0:
+        m = 3 - m  # max <-> min
+    acc = 0.0
+    for q in range(lo, hi):
+        if ax == 0:
+            x = float(data[q, u, v])
+        elif ax == 1:
+            x = float(data[u, q, v])
+        else:
+            x = float(data[u, v, q])
+        if q == lo and m != 3:
+            acc = x
+        elif m == 1:
+            if x > acc:
+                acc = x
+        elif m == 2:
+            if x < acc:
+                acc = x
+        else:
+            acc += x
+    if m == 3:
+        acc = acc / (hi - lo)
+    out[u, v] = _rescale_value(acc, s, t)
+
+
+#: the kernels' Python functions, by name (what the dispatchers compile; the tests compile them to PTX)
+PYFUNCS = {f.__name__: f for f in (window, rescale, minmax, extrema, resample, project, axis)}
+
+#: ``cuda.jit`` options of every gpukit kernel: no fast maths, no link-time optimisation (see the module docstring)
+JIT_OPTIONS = dict(fastmath=False, lto=False, cache=False)
+
+KERNELS = {name: (cuda.jit(f) if SIMULATOR else cuda.jit(f, **JIT_OPTIONS)) for name, f in PYFUNCS.items()}
+
+
+# -- compiling with FMA contraction off --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def contraction_off():
+    """Compile the kernels launched or compiled inside this block with libNVVM's ``-fma=0``.
+
+    numba-cuda hands every module to ``nvvm.compile_ir``; inside this block,
+    holding numba-cuda's compiler lock (so no other thread compiles
+    meanwhile), that function adds ``fma=False`` to the options. Outside it,
+    numba-cuda is untouched.
+    """
+    if SIMULATOR:
+        yield
+        return
+    from numba.cuda.core.compiler_lock import global_compiler_lock
+    from numba.cuda.cudadrv import nvvm
+
+    with global_compiler_lock:
+        original = nvvm.compile_ir
+
+        def compile_ir(llvmir, **options):
+            options["fma"] = False
+            return original(llvmir, **options)
+
+        nvvm.compile_ir = compile_ir
+        try:
+            yield
+        finally:
+            nvvm.compile_ir = original
+
+
+def launch(name: str, grid, block, *args) -> None:
+    """Launch kernel ``name`` on ``grid`` x ``block``, compiling it (contraction off) for these argument types first."""
+    disp = KERNELS[name]
+    if SIMULATOR:
+        disp[grid, block](*args)
+        return
+    with contraction_off():
+        kernel = disp.specialize(*args)  # compiled once per argument types, kept by the dispatcher
+    kernel[grid, block](*args)
+
+
+def compile_ptx(name: str, sig, cc: tuple[int, int]) -> str:
+    """PTX of kernel ``name`` for argument types ``sig`` and compute capability ``cc``, compiled as :func:`launch` does.
+
+    Needs libNVVM, not a device.
+    """
+    with contraction_off():
+        ptx, _ = cuda.compile_ptx(PYFUNCS[name], sig, cc=cc, fastmath=False)
+    return ptx
+
+
+# -- the argument types gpukit launches (compiled to PTX by the tests for each architecture) ------------------------
+def signatures() -> list[tuple[str, tuple]]:
+    """``(kernel name, argument types)`` covering what gpukit launches: every stored dtype, every output dtype.
+
+    Each kernel with each stored dtype DICOM gives (8/16/32-bit integers,
+    float32/float64); the window into every output dtype ``window_dtype``
+    chooses, the rescale into int16 and float32, the resample into float32
+    and int16 (nearest), each output dtype at least once (with int16 stored
+    values). The arguments are typed as :func:`launch` passes them (Python
+    ints as int64, floats as float64, C-contiguous arrays).
+    """
+    from numba import types as t
+    from numba.np.numpy_support import from_dtype
+
+    def arr(dt, nd=1):
+        return t.Array(from_dtype(np.dtype(dt)), nd, "C")
+
+    f64, i64, b1 = t.float64, t.int64, t.boolean
+    per_slice = (arr(np.float64), arr(np.float64))
+    geom = (f64,) * 12
+    stored = [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.float32, np.float64]
+    out = []
+    for d in stored:
+        nd = np.dtype(d)
+        window_outs = (np.uint8, np.uint16, np.int16, np.int32, np.float32) if nd == np.int16 else (np.uint8,)
+        for o in window_outs:
+            out.append(("window", (arr(d),) + per_slice + (i64, i64, f64, f64, f64, f64, f64, f64, b1, b1, arr(o))))
+        for o in (np.float32, np.int16) if nd.kind in "iu" and nd.itemsize <= 2 else (np.float32,):
+            out.append(("rescale", (arr(d),) + per_slice + (i64, arr(o))))
+        acc = minmax_accumulator(nd)
+        out.append(("minmax", (arr(d), from_dtype(acc), from_dtype(acc), arr(acc), arr(np.int32))))
+        out.append(("extrema", (arr(d), i64, arr(np.float64), arr(np.float64))))
+        for o in (np.float32, np.int16) if nd == np.int16 else (np.float32,):
+            out.append(("resample", (arr(d), i64, i64, i64) + per_slice + (b1,) + geom + (b1, f64, f64, arr(o, 3))))
+        out.append(("project", (arr(d), i64, i64, i64) + per_slice + (b1,) + geom
+                    + (i64, i64, b1, f64, f64, arr(np.float32, 2))))
+        out.append(("axis", (arr(d, 3),) + per_slice + (i64, i64, i64, i64, b1, arr(np.float32, 2))))
+    return out
+
+
+def minmax_accumulator(dtype: np.dtype) -> np.dtype:
+    """The dtype the ``minmax`` atomics work in for stored values of ``dtype`` (atomics exist for 32/64-bit only)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.dtype(np.float64)
+    if dtype == np.uint64:
+        return np.dtype(np.uint64)
+    return np.dtype(np.int64)
+
+
+__all__ = ["SIMULATOR", "THREADS", "MAX_BLOCKS", "MAX_SLICE_BLOCKS", "SAMPLER_BLOCK", "PYFUNCS", "KERNELS",
+           "JIT_OPTIONS", "contraction_off", "launch", "compile_ptx", "signatures", "minmax_accumulator"]
