@@ -1,4 +1,4 @@
-"""The benchmark suite: ``python -m benchmarks [--quick] [--sections load,intensity,sampling,batch] [--out DIR]``.
+"""The benchmark suite: ``python -m benchmarks [--quick] [--sections load,intensity,sampling,batch,gpu] [--out DIR]``.
 
 Times gpukit's backends and the tools users would otherwise pick, in one run,
 on the same data; prints a table of medians and ratios, writes
@@ -24,6 +24,7 @@ SECTIONS = {
     "intensity": ("benchmarks.bench_intensity", 512, 4, 5),
     "sampling": ("benchmarks.bench_sampling", 512, 16, 3),
     "batch": ("benchmarks.bench_batch", 512, 32, 1),
+    "gpu": ("benchmarks.bench_gpu", 512, 64, 5),     # skipped, with the reason, where there is no device
 }
 
 
@@ -156,7 +157,10 @@ def main(argv=None) -> int:
             skipped[name] = f"not available: {exc}"
             continue
         print(f"[{name}] size {size}, {repeats} repeats ...", file=sys.stderr, flush=True)
-        rows += m.run(size, repeats)
+        try:
+            rows += m.run(size, repeats)
+        except ImportError as exc:    # a section that cannot run here says why (e.g. no CUDA device)
+            skipped[name] = str(exc)
     result = {"machine": machine_info(), "quick": args.quick, "wall_s": time.perf_counter() - t0,
               "skipped": skipped, "rows": rows}
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
