@@ -107,3 +107,10 @@ class BackendUnavailableError(EnvironmentProblem):
 
 
 __all__ = [n for n in dir() if n.endswith("Error") or n in ("EnvironmentProblem",)]
+
+
+class DeviceMemoryError(EnvironmentProblem):
+    """A volume does not fit in the free memory of the GPU (the message gives both sizes)."""
+
+
+__all__ = [n for n in dir() if n.endswith("Error") or n in ("EnvironmentProblem",)]

@@ -47,7 +47,7 @@ def _pick(found: ScanResult, series, where: str) -> SeriesInfo:
 
 
 def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_irregular: str = "raise",
-         workers: int | None = None) -> Volume:
+         workers: int | None = None, backend: str | None = None) -> Volume:
     """Read a DICOM series into a :class:`~gpukit.Volume`.
 
     Parameters
@@ -66,6 +66,12 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
         one thread (fastest from a local disk), compressed frames are decoded
         in one process per core. An explicit number sets both: use 8 or more
         on network file systems, 1 to stay in this process.
+    backend : ``"cupy"`` or ``"numba-cuda"`` puts the volume on the GPU: frames
+        are decoded on the CPU into pinned host buffers and uploaded chunk by
+        chunk on a stream while the next chunk decodes; the Volume then holds
+        a CuPy array of the stored integers (``to_numpy()`` copies it back).
+        A volume larger than the free device memory raises
+        :class:`~gpukit.errors.DeviceMemoryError`. Default: host memory.
 
     Returns
     -------
@@ -93,7 +99,7 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
     else:
         found = scan(path, workers=workers)
         info = _pick(found, series, os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
-    return build_volume(info, on_irregular=on_irregular, workers=workers)
+    return build_volume(info, on_irregular=on_irregular, workers=workers, backend=backend)
 
 
 __all__ = ["scan", "load", "SeriesInfo", "ScanResult"]

@@ -295,15 +295,30 @@ def _window_list(v) -> list[float]:
     return [float(x) for x in (v if isinstance(v, list) else [v])]
 
 
-def build_volume(info: SeriesInfo, *, on_irregular: str = "raise", workers: int | None = None) -> Volume:
-    """Load the pixels and geometry of one series found by scan."""
+def build_volume(info: SeriesInfo, *, on_irregular: str = "raise", workers: int | None = None,
+                 backend: str | None = None, device=None) -> Volume:
+    """Load the pixels and geometry of one series found by scan.
+
+    With a GPU ``backend`` (``"cupy"``, ``"numba-cuda"``) the pixels go straight to the device
+    (:mod:`gpukit.dicom.device`) and the Volume holds a CuPy array.
+    """
     if info.kind == "unsupported":
         raise UnsupportedDicomError(f"series {info.id} is not loadable as a volume: {info.note}", info.files[0])
     for f in info.frames:   # a damaged file is the error to report, before any geometry consequence
         if f.header.truncated:
             raise CorruptDicomError(f.header.truncated, f.path)
     frames, affine, gmeta = series_geometry(list(info.frames), on_irregular=on_irregular)
-    data = read_pixels(frames, workers=workers)
+    on_gpu = False
+    if backend is not None or device is not None:
+        from ..backends import get_backend
+
+        on_gpu = device is not None or get_backend(backend).ARRAY == "cupy"
+    if on_gpu:
+        from .device import read_series_to_device
+
+        data = read_series_to_device(frames, workers=workers, device=device)
+    else:
+        data = read_pixels(frames, workers=workers)
     h0 = frames[0].header
     slopes = np.array([f.slope for f in frames], dtype=np.float64)
     intercepts = np.array([f.intercept for f in frames], dtype=np.float64)
@@ -339,4 +354,4 @@ def build_volume(info: SeriesInfo, *, on_irregular: str = "raise", workers: int 
         "echo_time": frames[0].echo_time,
     }
     meta.update(gmeta)
-    return Volume(data, affine, meta)
+    return Volume(data, affine, meta, backend=backend if on_gpu else None)
