@@ -12,6 +12,11 @@ being rewritten.
 as a small object (:class:`CupyDevice` on a GPU), so the schedule itself is
 exercised without a GPU by the tests through :class:`HostDevice`, which
 performs the same steps on host memory and records their order.
+
+A JPEG 2000 series on a GPU is decoded by nvJPEG2000 straight into the
+device volume instead (:mod:`gpukit.backends.nvjpeg2k`; small or
+unsupported codestreams go to the CPU decoders frame by frame). That path
+has not run here: there is no GPU on the development machine.
 """
 
 from __future__ import annotations
@@ -158,12 +163,39 @@ def read_series_to_device(frames, workers: int | None = None, device=None, chunk
     h0 = frames[0].header
     rows, cols = int(h0.get("Rows")), int(h0.get("Columns"))
     device = device or CupyDevice()
+    if isinstance(device, CupyDevice) and all(f.header.transfer_syntax in JPEG2000 for f in frames):
+        gpu_decoded = _nvjpeg2k_to_device(frames, rows, cols, _stored_dtype(frames[0]), device)
+        if gpu_decoded is not None:
+            return gpu_decoded
 
     def read(k0, k1, buf):
         read_pixels(frames[k0:k1], workers=workers, out=buf)
 
     return stream_to_device(len(frames), (rows, cols), _stored_dtype(frames[0]), read, device, chunk_slices,
                             what=f"series in {frames[0].path}")
+
+
+JPEG2000 = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
+
+
+def _nvjpeg2k_to_device(frames, rows, cols, dtype, device):
+    """JPEG 2000 frames decoded on the GPU by nvJPEG2000 straight into the device volume (CPU fallback per frame).
+
+    None when libnvjpeg2k is not installed (the caller then decodes on the CPU and uploads).
+    """
+    from ..backends import nvjpeg2k
+
+    if not nvjpeg2k.is_available():
+        return None
+    by_file: dict = {}
+    jframes = []
+    for f in frames:            # each file read once, however many of its frames the series takes
+        if f.path not in by_file:
+            by_file[f.path] = nvjpeg2k.frames_of(f.path)
+        jframes.append(by_file[f.path][f.index])
+    dev = device.empty((len(frames), rows, cols), dtype)
+    nvjpeg2k.decode_series(jframes, dev, stream=device.stream)
+    return dev
 
 
 __all__ = ["CHUNK_BYTES", "CupyDevice", "HostDevice", "stream_to_device", "read_series_to_device"]
