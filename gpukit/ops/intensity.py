@@ -39,13 +39,28 @@ class WindowParameterError(GpukitError, ValueError):
 
 
 # -- argument handling ------------------------------------------------------------------------------------------
-def _host_array(a: Any, what: str) -> np.ndarray:
+def _host_array(a: Any, what: str, be: Any = None) -> np.ndarray:
+    """``a`` as an array of the backend's kind: numpy, or for a backend whose ``ARRAY`` is "cupy" a CuPy
+    array (device arrays as they are, host data uploaded)."""
+    if getattr(be, "ARRAY", "numpy") == "cupy":
+        import cupy
+
+        return cupy.asarray(a)
     if isinstance(a, np.ndarray):
         return a
     if hasattr(a, "__cuda_array_interface__"):
         raise TypeError(f"{what} is a GPU array; the selected backend works on numpy arrays: pass "
                         "backend='cupy' (when available) or move it with .get() / Volume.to_numpy()")
     return np.asarray(a)
+
+
+def _xp(a: Any):
+    """The array module of ``a`` (numpy, or CuPy for a device array from :func:`_host_array`)."""
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy
+
+    return cupy
 
 
 def _check_values_dtype(a: np.ndarray, what: str) -> np.ndarray:
@@ -60,15 +75,16 @@ def _check_values_dtype(a: np.ndarray, what: str) -> np.ndarray:
 
 def _as_3d(a: np.ndarray) -> np.ndarray:
     """``a`` viewed as ``(slices, rows, columns)``: 2-D is one slice, more than 3-D stacks the leading axes."""
+    xp = _xp(a)
     if a.ndim == 3:
-        return np.ascontiguousarray(a)
+        return xp.ascontiguousarray(a)
     if a.ndim == 2:
         shape = (1,) + a.shape
     elif a.ndim < 2:
         shape = (1, 1, a.size)
     else:
         shape = (int(np.prod(a.shape[:-2])),) + a.shape[-2:]
-    return np.ascontiguousarray(a).reshape(shape)
+    return xp.ascontiguousarray(a).reshape(shape)
 
 
 def _number(v: Any, name: str) -> float:
@@ -219,15 +235,15 @@ def rescale(x: Any, slope: Any = None, intercept: Any = None, *, backend: str | 
     array([[[0. , 0.5, 1. ]]], dtype=float32)
     """
     if isinstance(x, Volume):
-        raw = _host_array(x.data, "the volume's data")
+        be = get_backend(backend, x)
+        raw = _host_array(x.data, "the volume's data", be)
         slopes = x.slopes if slope is None else slope
         intercepts = x.intercepts if intercept is None else intercept
-        be = get_backend(backend, x)
     else:
-        raw = _host_array(x, "x")
+        be = get_backend(backend, None)
+        raw = _host_array(x, "x", be)
         slopes = 1.0 if slope is None else slope
         intercepts = 0.0 if intercept is None else intercept
-        be = get_backend(backend, None)
     if raw.dtype.kind == "b":
         raise TypeError("x holds booleans; rescale numbers (e.g. x.astype(np.uint8))")
     raw = _check_values_dtype(raw, "x")
@@ -341,12 +357,12 @@ def window(x: Any, center: float | None = None, width: float | None = None, *, f
         invert = bool(vol is not None and str(vol.meta.get("photometric_interpretation") or "").upper()
                       == "MONOCHROME1")
     if vol is not None:
-        raw = _host_array(vol.data, "the volume's data")
         be = get_backend(backend, vol)
+        raw = _host_array(vol.data, "the volume's data", be)
         slopes, intercepts = vol.slopes, vol.intercepts
     else:
-        raw = _host_array(x, "x")
         be = get_backend(backend, None)
+        raw = _host_array(x, "x", be)
         slopes = intercepts = None
     if raw.dtype.kind == "b":
         raise TypeError("x holds booleans; window numbers (e.g. x.astype(np.uint8))")
@@ -355,12 +371,13 @@ def window(x: Any, center: float | None = None, width: float | None = None, *, f
     nz = data.shape[0]
     s = np.ones(nz) if slopes is None else _per_slice(slopes, nz, "rescale_slope")
     b = np.zeros(nz) if intercepts is None else _per_slice(intercepts, nz, "rescale_intercept")
+    xp = _xp(raw)
     if out is None:
-        result = np.empty(raw.shape, dtype=dtype)
+        result = xp.empty(raw.shape, dtype=dtype)
     else:
         result = out
-        if not isinstance(out, np.ndarray) or out.shape != raw.shape or out.dtype != dtype \
-                or not out.flags.c_contiguous or not out.flags.writeable:
+        if not isinstance(out, xp.ndarray) or out.shape != raw.shape or out.dtype != dtype \
+                or not out.flags.c_contiguous or not getattr(out.flags, "writeable", True):
             raise WindowParameterError(
                 f"out must be a writeable C-contiguous {dtype} array of shape {raw.shape}, got "
                 f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")

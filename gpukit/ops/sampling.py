@@ -63,10 +63,22 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
-def _host_data(volume) -> np.ndarray:
-    data = volume.to_numpy()
+def _array_module(be):
+    """numpy, or CuPy for a backend whose ``ARRAY`` is "cupy" (its inputs and outputs are device arrays)."""
+    if getattr(be, "ARRAY", "numpy") == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def _host_data(volume, be=None) -> np.ndarray:
+    """The volume's stored values as a C-contiguous array of the backend's kind (numpy; CuPy for a "cupy"
+    backend: device data as it is, host data uploaded)."""
+    xp = _array_module(be)
+    data = volume.to_numpy() if xp is np else xp.asarray(volume.data)
     if not data.flags.c_contiguous:
-        data = np.ascontiguousarray(data)
+        data = xp.ascontiguousarray(data)
     if data.dtype.kind not in "iuf" or data.dtype.itemsize > 8:
         raise TypeError(f"volume data must be integer or float, got {data.dtype}; convert it with astype() first")
     return data
@@ -110,7 +122,8 @@ def clear_caches(volume=None) -> None:
 
 
 def _data_key(volume, data) -> tuple:
-    return (id(volume.data), data.__array_interface__["data"][0], data.shape, data.dtype.str)
+    iface = getattr(data, "__cuda_array_interface__", None) or data.__array_interface__
+    return (id(volume.data), iface["data"][0], data.shape, data.dtype.str)
 
 
 def _bricks(volume, data, be, build: bool = True):
@@ -163,7 +176,7 @@ def _hu_range(volume, data, be) -> tuple[float, float]:
 def default_fill(volume, backend: str | None = None) -> float:
     """The fill value used when none is given: the lowest rescaled value in the volume (air for CT)."""
     be = get_backend(backend, volume)
-    return _hu_range(volume, _host_data(volume), be)[0]
+    return _hu_range(volume, _host_data(volume, be), be)[0]
 
 
 def _nearest_dtype(volume, data, be, fill: float) -> type:
@@ -263,11 +276,11 @@ def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fi
     _check_interp(interp)
     shp = _grid_shape(shape, 3, "shape")
     be = get_backend(backend, volume)
-    data = _host_data(volume)
+    data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
     A, b = index_map(volume.affine, affine)
     dtype = np.float32 if interp == "linear" else _nearest_dtype(volume, data, be, f)
-    out = np.empty(shp, dtype=dtype)
+    out = _array_module(be).empty(shp, dtype=dtype)
     be.sample_grid(data, volume.slopes, volume.intercepts, A, b, shp, "none", interp, f, out)
     from ..volume import Volume
 
@@ -297,15 +310,15 @@ def reslice(volume, plane: Plane, *, interp: str = "linear", fill: float | None 
         raise TypeError(f"plane must be a gpukit.Plane (e.g. Plane.axial(volume)), got {type(plane).__name__}")
     _check_interp(interp)
     be = get_backend(backend, volume)
-    data = _host_data(volume)
+    data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
     A, b = index_map(volume.affine, plane.affine)
     nr, nc = plane.shape
-    out = np.empty((1, nr, nc), dtype=np.float32)
+    out = _array_module(be).empty((1, nr, nc), dtype=np.float32)
     be.sample_grid(data, volume.slopes, volume.intercepts, A, b, (1, nr, nc), "none", interp, f, out)
     img = out[0]
     if window is not None:
-        return _apply_window(img, window, backend)
+        return _apply_window(img, window, getattr(be, "NAME", backend))
     return img
 
 
@@ -395,14 +408,14 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
         return resample(volume, aff, shape, interp=interp, fill=fill, backend=backend)
     pos = _slice_positions(volume)
     be = get_backend(backend, volume)
-    data = _host_data(volume)
+    data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
     n = aff[:3, 2] / np.linalg.norm(aff[:3, 2])
     d = (pos - pos[0]) @ n
     order = np.argsort(d, kind="stable")
     d_sorted = d[order]
     dtype = np.float32 if interp == "linear" else _nearest_dtype(volume, data, be, f)
-    out = np.empty(shape, dtype=dtype)
+    out = _array_module(be).empty(shape, dtype=dtype)
     slopes = np.asarray(volume.slopes, dtype=np.float64)
     intercepts = np.asarray(volume.intercepts, dtype=np.float64)
     for s in range(shape[0]):
@@ -413,7 +426,7 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
         pair_aff = np.asarray(volume.affine, dtype=np.float64).copy()
         pair_aff[:3, 2] = pos[k1] - pos[k0]
         pair_aff[:3, 3] = pos[k0]
-        pair = np.ascontiguousarray(data[[k0, k1]])
+        pair = _array_module(be).ascontiguousarray(data[[k0, k1]])
         plane_aff = aff.copy()
         plane_aff[:3, 3] = aff[:3, 3] + s * aff[:3, 2]
         A, b = index_map(pair_aff, plane_aff)
@@ -451,13 +464,13 @@ def _slab_range(n: int, spacing: float, thickness_mm: float | None) -> tuple[int
 
 
 def _project_axis(volume, axis: int, mode: str, thickness_mm, be) -> np.ndarray:
-    data = _host_data(volume)
+    data = _host_data(volume, be)
     nz, ny, nx = data.shape
     n = data.shape[axis]
     spacing = volume.spacing[axis]
     lo, hi = _slab_range(n, spacing, thickness_mm)
     shape = [(ny, nx), (nz, nx), (nz, ny)][axis]
-    out = np.empty(shape, np.float32)
+    out = _array_module(be).empty(shape, np.float32)
     be.project_axis(data, volume.slopes, volume.intercepts, axis, lo, hi, mode, out)
     return out
 
@@ -533,12 +546,12 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     if not isinstance(plane_or_axis, Plane):
         raise TypeError(f"plane_or_axis must be a Plane, an axis number or a name, got {type(plane_or_axis).__name__}")
     plane = plane_or_axis
-    data = _host_data(volume)
+    data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
     aff, ns = _plane_grid(volume, plane, thickness_mm, step_mm)
     A, b = index_map(volume.affine, aff)
     nr, nc = plane.shape
-    out = np.empty((nr, nc), np.float32)
+    out = _array_module(be).empty((nr, nc), np.float32)
     _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, out)
     return out
 
@@ -560,7 +573,7 @@ def _project_named_fast(volume, name, plane, aligned, mode, thickness_mm, be) ->
         img = img[::-1]
     if aligned[rest[1]][1] * plane.u[u_ax] < 0:
         img = img[:, ::-1]
-    return np.ascontiguousarray(img)
+    return _array_module(be).ascontiguousarray(img)
 
 
 def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z", *, mode: str = "max",
@@ -616,9 +629,9 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
     nr, nc = _grid_shape(shape, 2, "shape")
     ns = 2 * half + 1
     be = get_backend(backend, volume)
-    data = _host_data(volume)
+    data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
-    frames = np.empty((n_angles, nr, nc), np.float32)
+    frames = _array_module(be).empty((n_angles, nr, nc), np.float32)
     for n in range(n_angles):
         R = axis_rotation(a, 360.0 * n / n_angles)
         plane = Plane(center, R @ u0, v, (nr, nc), (step, step))
@@ -675,7 +688,7 @@ class Reslicer:
         self.interp = _check_interp(interp)
         self.window = window
         self._be = get_backend(self.backend)
-        self._data = _host_data(volume)
+        self._data = _host_data(volume, self._be)
         self._slopes = np.ascontiguousarray(volume.slopes, dtype=np.float64)
         self._intercepts = np.ascontiguousarray(volume.intercepts, dtype=np.float64)
         self.fill = _fill_value(volume, self._data, self._be, fill)
@@ -706,7 +719,7 @@ class Reslicer:
         if out is None:
             buf = self._buffers.get((nr, nc))
             if buf is None:
-                buf = self._buffers[(nr, nc)] = np.empty((1, nr, nc), np.float32)
+                buf = self._buffers[(nr, nc)] = _array_module(self._be).empty((1, nr, nc), np.float32)
         else:
             if out.shape != (nr, nc) or out.dtype != np.float32 or not out.flags.c_contiguous:
                 raise ValueError(f"out must be a C-contiguous float32 array of shape {(nr, nc)}")

@@ -1,0 +1,338 @@
+"""The ``cupy`` backend's kernel API, written against a *launcher* so that all of it runs without a GPU too.
+
+:class:`CudaKernels` implements the kernel API of the numpy backend modules
+(``rescale_kernel``, ``window_kernel``, ``minmax_kernel``, ``sample_grid``,
+``project_axis``, ``slice_extrema``, ``sampler_warmup``; see
+:mod:`gpukit.backends` and :mod:`gpukit.backends.np_sampler`) on top of the
+CUDA C++ kernels of ``kernels/``. Everything host-side lives here: the module
+specialisation (:mod:`~gpukit.backends.cuda_src` specs: element types,
+rounding, fused window, 32- or 64-bit indices), launch sizes, and the exact C
+types of every kernel argument (numpy scalars: ``np.int32`` / ``np.int64`` /
+``np.float64``, matching the ``.cu`` parameter lists).
+
+A launcher is any object with
+
+* ``xp``: the array module of its arrays (``cupy`` or ``numpy``);
+* ``function(spec, entry)``: a callable ``f(grid, block, args)`` that runs
+  entry point ``entry`` of module ``spec`` over ``grid`` x ``block``
+  (3-tuples) with ``args``.
+
+Two exist: :class:`gpukit.backends.cupy_backend.CupyLauncher` (``cupy.RawModule``
+through NVRTC, on a GPU) and :class:`gpukit.backends.cuda_host.HostLauncher`
+(the same ``.cu`` files compiled as C++ for the CPU and called through
+ctypes, which also checks every argument's type against the kernel's
+parameter list). Only the few CuPy lines differ between them.
+
+Launch sizes are the :class:`LaunchConfig` of each instance (tests shrink
+them so that small inputs span several blocks and every grid-stride loop
+turns more than once). The kernels use no shared memory and no
+synchronisation, so the result does not depend on them.
+
+64-bit indices: a module is built with ``INDEX_T = long long`` when an index
+it forms (an array's element count, plus one grid stride past the end) could
+exceed :data:`gpukit.backends.cuda_src.INDEX32_MAX`; tests lower
+:attr:`CudaKernels.index32_max` to run the 64-bit modules on small inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import cuda_src
+from .np_sampler import EPS, MODES
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Launch sizes (threads per block, most blocks per grid axis)."""
+
+    #: threads per block of the 1-D kernels (window, rescale, extrema, projections)
+    block_1d: int = 256
+    #: (x, y) threads per block of the sampler (x along output columns: neighbouring rays)
+    block_2d: tuple[int, int] = (32, 8)
+    #: most blocks along grid x; the kernels grid-stride beyond
+    max_grid_x: int = 1 << 16
+    #: most blocks along grid y (CUDA's limit is 65535)
+    max_grid_y: int = 65535
+    #: partial results per slice in the extrema kernel's first pass
+    extrema_parts: int = 2048
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass
+class CudaKernels:
+    """The kernel API over one launcher (see the module docstring)."""
+
+    launcher: object
+    config: LaunchConfig = field(default_factory=LaunchConfig)
+    index32_max: int = cuda_src.INDEX32_MAX
+
+    @property
+    def xp(self):
+        return self.launcher.xp
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _index64(self, *extents: int) -> bool:
+        return max(int(e) for e in extents) > self.index32_max
+
+    def _idx(self, index64: bool):
+        return np.int64 if index64 else np.int32
+
+    def _device(self, a, dtype=None):
+        """``a`` as a C-contiguous array of the launcher's kind (an upload for host data on a GPU launcher)."""
+        return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=dtype))
+
+    @staticmethod
+    def _value_dtype(dtype) -> np.dtype:
+        """The dtype the value kernels read ``dtype`` as: 64-bit integers as float64 (the kernels turn every value
+        into float64 first, so that is the same arithmetic), float16 as float32; others as themselves."""
+        dt = np.dtype(dtype)
+        if dt in (np.dtype(np.int64), np.dtype(np.uint64)):
+            return np.dtype(np.float64)
+        if dt == np.dtype(np.float16):
+            return np.dtype(np.float32)
+        return dt
+
+    def _values(self, data):
+        """``data`` on the launcher's device, contiguous, in :meth:`_value_dtype`."""
+        data = self._device(data)
+        dt = self._value_dtype(data.dtype)
+        return data if data.dtype == dt else data.astype(dt)
+
+    def _vector(self, v, n: int):
+        a = np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)))
+        return self._device(a, np.float64), a
+
+    def _slices(self, nz: int, per_slice: int):
+        """grid, block and x stride of the slice-walking 1-D kernels."""
+        cfg = self.config
+        bx = cfg.block_1d
+        gx = max(1, min(_cdiv(per_slice, bx), cfg.max_grid_x))
+        gy = max(1, min(nz, cfg.max_grid_y))
+        return (gx, gy, 1), (bx, 1, 1), gx * bx, gy
+
+    def _out_buffer(self, out, shape, dtype):
+        """``(buffer the kernel writes, out)``: ``out`` itself when it is a C-contiguous array of our kind."""
+        if out is None:
+            out = self.xp.empty(shape, dtype=dtype)
+            return out, out
+        if tuple(out.shape) != tuple(shape):
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {tuple(shape)}")
+        if isinstance(out, self.xp.ndarray) and out.flags.c_contiguous:
+            return out, out
+        return self.xp.empty(shape, dtype=out.dtype), out
+
+    def _finish(self, buf, out):
+        if buf is not out:
+            if isinstance(out, np.ndarray) and not isinstance(buf, np.ndarray):
+                out[...] = buf.get()
+            else:
+                out[...] = buf
+        return out
+
+    @staticmethod
+    def _as3d(data):
+        if data.ndim == 3:
+            return data
+        if data.ndim == 2:
+            return data.reshape((1,) + tuple(data.shape))
+        return data.reshape(1, 1, -1)
+
+    # -- intensity ---------------------------------------------------------------------------------------------
+    def rescale_kernel(self, data, slopes, intercepts, out_dtype, out=None):
+        """``data * slope + intercept`` per slice (``np_intensity.rescale_kernel``), as ``out_dtype``."""
+        data = self._values(data)
+        dt = np.dtype(out_dtype if out is None else out.dtype)
+        buf, out = self._out_buffer(out, data.shape, dt)
+        if data.size == 0:
+            return out
+        d3 = self._as3d(data)
+        nz, ny, nx = d3.shape
+        per = ny * nx
+        grid, block, stride, gy = self._slices(nz, per)
+        i64 = self._index64(data.size + stride, nz + gy)
+        spec = cuda_src.rescale_spec(data.dtype, dt, i64)
+        s, _ = self._vector(slopes, nz)
+        b, _ = self._vector(intercepts, nz)
+        idx = self._idx(i64)
+        self.launcher.function(spec, "gk_rescale")(grid, block, (d3, s, b, buf, idx(nz), idx(per)))
+        return self._finish(buf, out)
+
+    def window_kernel(self, data, slopes, intercepts, center, width, function_code, lo, hi, invert, out):
+        """Rescale per slice and window into ``out`` (``np_intensity.window_kernel``; its dtype decides rounding)."""
+        data = self._values(data)
+        dt = np.dtype(out.dtype)
+        buf, out = self._out_buffer(out, data.shape, dt)
+        if data.size == 0:
+            return out
+        d3 = self._as3d(data)
+        nz, ny, nx = d3.shape
+        per = ny * nx
+        grid, block, stride, gy = self._slices(nz, per)
+        i64 = self._index64(data.size + stride, nz + gy)
+        spec = cuda_src.window_spec(data.dtype, dt, i64)
+        s, _ = self._vector(slopes, nz)
+        b, _ = self._vector(intercepts, nz)
+        idx = self._idx(i64)
+        args = (d3, s, b, buf, idx(nz), idx(per), np.float64(center), np.float64(width), np.int32(function_code),
+                np.float64(lo), np.float64(hi), np.int32(1 if invert else 0))
+        self.launcher.function(spec, "gk_window")(grid, block, args)
+        return self._finish(buf, out)
+
+    def _extrema(self, data):
+        """Per-slice ``(min, max)`` arrays in the stored dtype, on the host (``nz`` values each)."""
+        data = self._device(data)
+        d3 = self._as3d(data)
+        nz = d3.shape[0]
+        per = d3.size // nz
+        parts = max(1, min(per, self.config.extrema_parts))
+        cfg = self.config
+        bx = cfg.block_1d
+        gx = max(1, min(_cdiv(parts, bx), cfg.max_grid_x))
+        gy = max(1, min(nz, cfg.max_grid_y))
+        gf = max(1, min(_cdiv(nz, bx), cfg.max_grid_x))
+        i64 = self._index64(data.size + per + parts + gx * bx, nz * parts + gx * bx, nz + max(gy, gf * bx))
+        spec = cuda_src.extrema_spec(data.dtype, i64)
+        idx = self._idx(i64)
+        xp = self.xp
+        pmin = xp.empty((nz, parts), data.dtype)
+        pmax = xp.empty((nz, parts), data.dtype)
+        lo = xp.empty(nz, data.dtype)
+        hi = xp.empty(nz, data.dtype)
+        self.launcher.function(spec, "gk_extrema_partial")((gx, gy, 1), (bx, 1, 1),
+                                                            (d3, pmin, pmax, idx(nz), idx(per), idx(parts)))
+        self.launcher.function(spec, "gk_extrema_final")((gf, 1, 1), (bx, 1, 1),
+                                                          (pmin, pmax, lo, hi, idx(nz), idx(parts)))
+        if not isinstance(lo, np.ndarray):
+            lo, hi = lo.get(), hi.get()
+        return lo, hi
+
+    def minmax_kernel(self, data):
+        """``(min, max)`` of ``data`` as Python numbers, ``(0, 0)`` when empty (``np_intensity.minmax_kernel``)."""
+        if data.size == 0:
+            return 0, 0
+        lo, hi = self._extrema(data)
+        return lo.min().item(), hi.max().item()
+
+    def slice_extrema(self, data):
+        """Per-slice minimum and maximum stored value: float64 numpy arrays of length nz (host: the ops layer
+        computes fills and ranges from them)."""
+        lo, hi = self._extrema(data)
+        return lo.astype(np.float64), hi.astype(np.float64)
+
+    # -- sampler -----------------------------------------------------------------------------------------------
+    def sample_grid(self, data, slopes, intercepts, A, b, grid, mode, interp, fill, out, window=None):
+        """``np_sampler.sample_grid`` on the device: sample on ``(ns, nr, nc)`` and combine along s.
+
+        ``window``: optional ``(center, width, function_code, lo, hi, invert)``; the output (uint8) is then
+        the window of the float32 result, computed in the same pass.
+        """
+        ns, nr, nc = (int(g) for g in grid)
+        code = MODES[mode]
+        if interp not in ("linear", "nearest"):
+            raise ValueError(f"interp must be 'linear' or 'nearest', got {interp!r}")
+        data = self._values(data)
+        nz, ny, nx = data.shape
+        shape = (ns, nr, nc) if code == 0 else (nr, nc)
+        buf, out = self._out_buffer(out, shape, np.float32)
+        if nr * nc == 0 or buf.size == 0:
+            return out
+        if data.size == 0:
+            raise ValueError("cannot sample an empty volume")
+        cfg = self.config
+        bx, by = cfg.block_2d
+        gx = max(1, min(_cdiv(nc, bx), cfg.max_grid_x))
+        gy = max(1, min(_cdiv(nr, by), cfg.max_grid_y))
+        for n, stride, what in ((nc, gx * bx, "columns"), (nr, gy * by, "rows"), (ns, 0, "steps")):
+            if n + stride > cuda_src.INDEX32_MAX:
+                raise ValueError(f"output grid too large: {n} {what}")
+        i64 = self._index64(data.size, buf.size)
+        fused = window is not None
+        spec = cuda_src.sample_spec(data.dtype, buf.dtype, fused, i64)
+        s_dev, s_host = self._vector(slopes, nz)
+        t_dev, t_host = self._vector(intercepts, nz)
+        uniform = bool(np.all(s_host == s_host[0]) and np.all(t_host == t_host[0]))
+        A = np.asarray(A, dtype=np.float64).reshape(3, 3)
+        b = np.asarray(b, dtype=np.float64).reshape(3)
+        wc, ww, wf, wlo, whi, winv = window if fused else (0.0, 1.0, 0, 0.0, 1.0, False)
+        idx = self._idx(i64)
+        args = ((data, s_dev, t_dev, buf, idx(nx), idx(ny), idx(nz), np.int32(ns), np.int32(nr), np.int32(nc),
+                 np.int32(uniform))
+                + tuple(np.float64(v) for v in A.ravel()) + tuple(np.float64(v) for v in b)
+                + (np.float64(fill), np.float64(EPS), np.float64(wc), np.float64(ww), np.int32(wf),
+                   np.float64(wlo), np.float64(whi), np.int32(1 if winv else 0), np.int32(code)))
+        entry = f"gk_sample_{'none' if code == 0 else 'combine'}_{interp}"
+        self.launcher.function(spec, entry)((gx, gy, 1), (bx, by, 1), args)
+        return self._finish(buf, out)
+
+    def project_axis(self, data, slopes, intercepts, axis, lo, hi, mode, out):
+        """``np_sampler.project_axis``: max/min/mean of rescaled values along ``axis`` over ``lo:hi`` (float32)."""
+        data = self._values(data)
+        nz, ny, nx = data.shape
+        axis, lo, hi = int(axis), int(lo), int(hi)
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+        if not 0 <= lo < hi <= data.shape[axis]:
+            raise ValueError(f"need 0 <= lo < hi <= {data.shape[axis]}, got lo={lo}, hi={hi}")
+        code = MODES[mode]
+        if code == 0:
+            raise ValueError("project_axis needs mode 'max', 'min' or 'mean'")
+        shape = [(ny, nx), (nz, nx), (nz, ny)][axis]
+        buf, out = self._out_buffer(out, shape, np.float32)
+        if buf.dtype != np.float32:
+            raise ValueError(f"project_axis writes float32, got out of dtype {buf.dtype}")
+        s_dev, s_host = self._vector(slopes, nz)
+        t_dev, t_host = self._vector(intercepts, nz)
+        cfg = self.config
+        bx = cfg.block_1d
+        if axis == 0:
+            plane = ny * nx
+            gx = max(1, min(_cdiv(plane, bx), cfg.max_grid_x))
+            i64 = self._index64(data.size, plane + gx * bx)
+            s, t = s_host[lo:hi], t_host[lo:hi]
+            raw = bool(np.all(s == s[0]) and np.all(t == t[0]) and (code == MODES["mean"] or s[0] > 0))
+            spec = cuda_src.project_spec(data.dtype, i64)
+            idx = self._idx(i64)
+            self.launcher.function(spec, "gk_project_k")(
+                (gx, 1, 1), (bx, 1, 1),
+                (data, s_dev, t_dev, buf, idx(plane), np.int32(lo), np.int32(hi), np.int32(code), np.int32(raw)))
+            return self._finish(buf, out)
+        nq, q_stride, t_stride = (nx, 1, nx) if axis == 1 else (ny, nx, 1)
+        gx = max(1, min(_cdiv(nq, bx), cfg.max_grid_x))
+        gy = max(1, min(nz, cfg.max_grid_y))
+        i64 = self._index64(data.size + max(q_stride, t_stride), nz * nq + gx * bx, nz + gy)
+        spec = cuda_src.project_spec(data.dtype, i64)
+        idx = self._idx(i64)
+        self.launcher.function(spec, "gk_project_ji")(
+            (gx, gy, 1), (bx, 1, 1),
+            (data, s_dev, t_dev, buf, idx(nz), idx(nq), idx(ny * nx), idx(q_stride), idx(t_stride), np.int32(lo),
+             np.int32(hi), np.int32(code)))
+        return self._finish(buf, out)
+
+    def sampler_warmup(self, data, out_dtype=np.float32, modes=("none", "max", "min", "mean"),
+                       interps=("linear", "nearest"), slopes_uniform=None) -> None:
+        """Build (compile or load) the sampler modules ``data``'s dtype needs, before the first timed call."""
+        dt = self._value_dtype(data.dtype)
+        i64 = self._index64(data.size)
+        for mode in modes:
+            for interp in interps:
+                od = np.dtype(out_dtype) if (mode == "none" and np.dtype(out_dtype) in cuda_src.SAMPLE_OUT) \
+                    else np.dtype(np.float32)
+                spec = cuda_src.sample_spec(dt, od, False, i64)
+                self.launcher.function(spec, f"gk_sample_{'none' if mode == 'none' else 'combine'}_{interp}")
+
+    def with_config(self, **changes) -> "CudaKernels":
+        """A copy with some launch sizes changed (same launcher and its module cache)."""
+        return CudaKernels(self.launcher, replace(self.config, **changes), self.index32_max)
+
+
+#: the kernel API functions a backend module exposes (bound to one CudaKernels instance)
+API = ("rescale_kernel", "window_kernel", "minmax_kernel", "slice_extrema", "sample_grid", "project_axis",
+       "sampler_warmup")
+
+__all__ = ["CudaKernels", "LaunchConfig", "API"]
