@@ -202,3 +202,34 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path):
     assert res.skipped_done == len(done) and len(res.records) == 6 - len(done)
     assert sum(r.get("status") == "ok" for r in Manifest(out).records.values()) == 6
     assert {q: q.stat().st_mtime_ns for q in mtimes} == mtimes          # nothing done was redone
+
+
+def _have_device() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def test_cpu_batches_start_no_gpu_workers():
+    from gpukit.batch.runner import gpu_devices
+
+    assert gpu_devices("numba") == 0 and gpu_devices("numpy") == 0
+    if not _have_device():
+        assert gpu_devices() == 0 and gpu_devices("cupy") == 0     # an unavailable GPU backend: no GPU workers
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _have_device(), reason="needs a CUDA device")
+def test_gpu_batch_runs_one_worker_per_device(tmp_path):
+    import cupy
+
+    for k in range(3):
+        testing.write_series(tmp_path / "in" / f"s{k}", shape=(12, 48, 40), series_number=k + 1, seed=k)
+    res = run_batch(tmp_path / "in", tmp_path / "out", parse_recipe({"output": [{"kind": "mip", "name": "mip"}]}),
+                    backend="cupy", progress=False)
+    assert res.counts.get("ok") == 3
+    n = cupy.cuda.runtime.getDeviceCount()
+    assert {r["device"] for r in res.records} <= set(range(n)) and all(r["backend"] == "cupy" for r in res.records)

@@ -59,9 +59,43 @@ def sweep_temporaries(root: str) -> int:
     return n
 
 
+def gpu_devices(backend: str | None = None) -> int:
+    """How many CUDA devices a batch can use: 0 unless the backend that would run is a GPU backend."""
+    from ..backends import resolve_name
+
+    try:
+        if resolve_name(backend) not in ("cupy", "numba-cuda"):
+            return 0
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:   # no CuPy, no driver, an unavailable backend named: no GPU workers
+        return 0
+
+
+def _use_worker_device(n_devices: int) -> int | None:
+    """On a GPU worker, make device ``worker index % n_devices`` current for this task's thread."""
+    if n_devices < 1:
+        return None
+    try:
+        from dask.distributed import get_worker
+
+        name = get_worker().name
+        idx = int(name) % n_devices if str(name).isdigit() else 0
+    except (ImportError, ValueError):   # not inside a Dask worker (a direct call)
+        idx = 0
+    import cupy
+
+    cupy.cuda.Device(idx).use()
+    return idx
+
+
 def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict, output_root: str,
-                   backend: str | None = None) -> dict:
+                   backend: str | None = None, n_devices: int = 0) -> dict:
     """Dask task: load one series, produce the recipe's outputs, return the manifest record.
+
+    ``n_devices`` > 0: this worker is one of the batch's GPU workers and takes
+    device ``worker index % n_devices``.
 
     Never raises for a gpukit error (bad input, missing decoder): those become
     a ``failed`` record. Other exceptions are internal errors and are recorded
@@ -96,6 +130,9 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
         from ..backends import resolve_name
 
         rec["backend"] = resolve_name(backend or r.backend)
+        dev = _use_worker_device(n_devices)
+        if dev is not None:
+            rec["device"] = dev
         outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"])
         rec["timings_s"]["compute"] = compute_s
         rec["timings_s"]["write"] = write_s
@@ -199,10 +236,13 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
     records: list[dict] = []
     if todo:
         cluster = None
+        n_gpu = 0
         if scheduler:
             client = Client(scheduler, timeout="30s")
         else:
-            n = n_workers or os.cpu_count() or 1
+            n_gpu = gpu_devices(backend or r.backend)
+            # one worker per device on a GPU machine, else one per core
+            n = n_workers or n_gpu or os.cpu_count() or 1
             # each worker's compiled kernels get their share of the cores, not all of them (no oversubscription)
             share = str(max(1, (os.cpu_count() or 1) // n))
             env = {"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", share)}
@@ -216,7 +256,7 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
                 d = s.to_dict()
                 out_dir = os.path.join(output_root, series_folder(d))
                 fut = client.submit(process_series, s.files, s.id, out_dir, recipe_dict, output_root, backend,
-                                    key=f"series-{s.id}", pure=False, retries=2)
+                                    n_gpu, key=f"series-{s.id}", pure=False, retries=2)
                 futs[fut] = s
             failed = 0
             _progress(0, len(todo), 0, t0, stream)
