@@ -168,7 +168,10 @@ def main(argv=None) -> int:
     for k, v in skipped.items():
         print(f"section {k} skipped: {v}")
     if not args.no_plots and rows:
-        plots(rows, out)
+        try:
+            plots(rows, out)
+        except ImportError as exc:
+            print(f"plots skipped: {exc} (pip install 'gpukit[bench]')")
     print(f"results in {out / 'results.json'}")
     return 0
 

@@ -22,3 +22,26 @@ def data_path(*parts: str) -> Path:
 @pytest.fixture
 def data():
     return data_path
+
+
+def hu_from_pydicom(folder: Path):
+    """The HU volume ``(k, j, i)`` of the one series in ``folder``, from pydicom alone (an oracle independent of
+    gpukit): every file with pixels, sorted by its position along the slice normal, through ``apply_modality_lut``."""
+    import numpy as np
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    slices = []
+    for p in sorted(Path(folder).iterdir()):
+        try:
+            ds = pydicom.dcmread(p)
+        except pydicom.errors.InvalidDicomError:
+            continue
+        if "PixelData" not in ds:
+            continue
+        iop = np.asarray(ds.ImageOrientationPatient, float)
+        normal = np.cross(iop[:3], iop[3:])
+        slices.append((float(np.asarray(ds.ImagePositionPatient, float) @ normal),
+                       apply_modality_lut(ds.pixel_array, ds).astype(np.float64)))
+    slices.sort(key=lambda t: t[0])
+    return np.stack([s for _, s in slices])

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image, ImageSequence
 
@@ -22,29 +21,10 @@ import gpukit
 from gpukit import geometry, testing
 from gpukit.batch import Manifest, load_recipe, parse_recipe, run_batch
 
-from conftest import data_path
+from conftest import data_path, hu_from_pydicom
 from test_intensity import assert_matches_oracle_u8, dicom_linear
 
 CT = ("ct_philips_1mm", "In", "Philips", "S21570", "S2020")
-
-
-def _hu_from_pydicom(folder: Path) -> np.ndarray:
-    from pydicom.pixels import apply_modality_lut
-
-    slices = []
-    for p in sorted(folder.iterdir()):
-        try:
-            ds = pydicom.dcmread(p)
-        except pydicom.errors.InvalidDicomError:
-            continue
-        if "PixelData" not in ds:
-            continue
-        iop = np.asarray(ds.ImageOrientationPatient, float)
-        n = np.cross(iop[:3], iop[3:])
-        slices.append((float(np.asarray(ds.ImagePositionPatient, float) @ n),
-                       apply_modality_lut(ds.pixel_array, ds).astype(np.float64)))
-    slices.sort(key=lambda t: t[0])
-    return np.stack([s for _, s in slices])
 
 
 def test_exact_outputs_of_a_real_ct(tmp_path):
@@ -59,7 +39,7 @@ def test_exact_outputs_of_a_real_ct(tmp_path):
     assert res.counts == {"ok": 1, "skipped_file": 1}, res.counts      # the DIRFILE is listed as skipped
     rec = res.records[0]
     outs = {Path(o["path"]).stem.split(".")[0]: tmp_path / "out" / o["path"] for o in rec["outputs"]}
-    hu = _hu_from_pydicom(folder)
+    hu = hu_from_pydicom(folder)
     nz = hu.shape[0]
     assert_matches_oracle_u8(np.asarray(Image.open(outs["mip_axial"])), dicom_linear(hu.max(axis=0), 300, 2000))
     # 140 slices: the centre plane lies halfway between slices 69 and 70
@@ -84,6 +64,7 @@ def test_default_recipe_over_the_real_scans_and_synthetic_series(tmp_path):
     out = tmp_path / "out"
     res = run_batch([data, synth], out, load_recipe(None), n_workers=2, progress=False)
     m = Manifest(out)
+    assert not res.ok and res.counts["failed"] == 1 and res.counts["ok"] == len(res.records) - 1
     volumes = {s.id for s in found.volumes}
     ok = {k for k, r in m.records.items() if r.get("status") == "ok"}
     failed = {k: r for k, r in m.records.items() if r.get("status") == "failed"}

@@ -13,12 +13,10 @@ import subprocess
 import sys
 
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image, ImageSequence
-from pydicom.pixels import apply_modality_lut
 
-from conftest import data_path
+from conftest import data_path, hu_from_pydicom
 from test_intensity import assert_matches_oracle_u8, dicom_linear
 
 CT = ("ct_philips_1mm", "In", "Philips", "S21570", "S2020")
@@ -32,20 +30,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def ct_hu():
     """(HU volume (k, j, i) sorted along the normal, folder) from pydicom alone."""
     folder = data_path(*CT)
-    slices = []
-    for p in sorted(folder.iterdir()):
-        try:
-            ds = pydicom.dcmread(p)
-        except pydicom.errors.InvalidDicomError:
-            continue
-        if "PixelData" not in ds:
-            continue
-        iop = np.asarray(ds.ImageOrientationPatient, float)
-        normal = np.cross(iop[:3], iop[3:])
-        slices.append((float(np.asarray(ds.ImagePositionPatient, float) @ normal),
-                       apply_modality_lut(ds.pixel_array, ds).astype(np.float64)))
-    slices.sort(key=lambda t: t[0])
-    return np.stack([s for _, s in slices]), folder
+    return hu_from_pydicom(folder), folder
 
 
 def _png(path) -> np.ndarray:
