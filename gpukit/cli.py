@@ -162,15 +162,12 @@ def _picture_name(vol, stem: str) -> str:
     return f"{tag}_{stem}"
 
 
-def _plane_args(args, name: str, position=None):
+def _plane_args(vol, args, name: str, position=None):
+    """The plane the command line describes (name, position or index, angles or normal/up, spacing)."""
     from .render import plane_for
 
-    return plane_for(vol_from(args), name, position_mm=position, index=getattr(args, "index", None),
+    return plane_for(vol, name, position_mm=position, index=getattr(args, "index", None),
                      angles_deg=args.angles, normal=args.normal, up=args.up, spacing=args.spacing)
-
-
-def vol_from(args):
-    return args._vol
 
 
 def _report(args, outputs: list[dict]) -> None:
@@ -189,13 +186,13 @@ def cmd_render(args) -> int:
     from .batch.writers import write_png
     from .render import display, parse_window
 
-    args._vol = vol = _load_for_picture(args)
+    vol = _load_for_picture(args)
     names = [n.strip() for n in args.plane.split(",") if n.strip()]
     win = parse_window(args.window)
     outputs = []
     for name in names:
         t0 = time.perf_counter()
-        plane = _plane_args(args, name, args.position)
+        plane = _plane_args(vol, args, name, args.position)
         img = gpukit.reslice(vol, plane, interp=args.interp)
         pix = display(img, win, vol)
         path = write_png(os.path.join(args.out, _picture_name(vol, name) + ".png"), pix)
@@ -214,7 +211,7 @@ def cmd_mip(args) -> int:
     from .batch.writers import write_gif, write_png
     from .render import display, parse_window
 
-    args._vol = vol = _load_for_picture(args)
+    vol = _load_for_picture(args)
     # a projection piles up the brightest (or darkest) tissue: the file's reading window saturates it, so the
     # default is the projection's own range
     win = parse_window(args.window) if args.window else "auto"
@@ -234,7 +231,7 @@ def cmd_mip(args) -> int:
         img = gpukit.project(vol, args.plane, mode=args.mode, thickness_mm=args.thickness, interp=args.interp)
         pix = to_square_pixels(display(img, win, vol), vol, args.plane)
     else:
-        plane = _plane_args(args, args.plane, args.position)
+        plane = _plane_args(vol, args, args.plane, args.position)
         img = gpukit.project(vol, plane, mode=args.mode, thickness_mm=args.thickness, interp=args.interp)
         pix = display(img, win, vol)
     if not args.rotate:
