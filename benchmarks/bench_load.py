@@ -72,6 +72,25 @@ def _compare_series(folder: str, files: list[str], repeats: int, label: str, wit
     for impl, fn in cases:
         t = timeit(fn, repeats=repeats)
         rows.append({"op": f"load {label}", "impl": impl, "bytes": nbytes, **t})
+    rows += _header_walk(files, repeats, label)
+    return rows
+
+
+def _header_walk(files: list[str], repeats: int, label: str) -> list[dict]:
+    """The header walk alone: gpukit's fast walker against pydicom's dcmread(stop_before_pixels=True)."""
+    import pydicom
+
+    from gpukit.dicom._fastheader import read_header
+
+    def walk(fn):
+        return lambda: [fn(f) for f in files]
+
+    rows = []
+    for impl, fn in (("gpukit fast header walker", walk(read_header)),
+                     ("pydicom dcmread(stop_before_pixels=True)",
+                      walk(lambda p: pydicom.dcmread(p, stop_before_pixels=True)))):
+        t = timeit(fn, repeats=repeats)
+        rows.append({"op": f"read headers {label} ({len(files)} files)", "impl": impl, **t})
     return rows
 
 
