@@ -76,7 +76,7 @@ def write_study(root: "str | os.PathLike", scale: float = 1.0, seed: int = 0) ->
                                  series_description=name, window=[(40, 400), (-600, 1500)], seed=seed + n,
                                  origin=origin)
         if planned is not None and not np.allclose(s.affine, planned, atol=1e-4):
-            raise AssertionError(f"the writer's tilted geometry differs from the planned one:\n{s.affine}\n{planned}")
+            raise RuntimeError(f"the writer's tilted geometry differs from the planned one:\n{s.affine}\n{planned}")
         out.append(s)
     return out
 

@@ -77,11 +77,24 @@ def _pair(x, name: str) -> tuple[float, float]:
     return t  # type: ignore[return-value]
 
 
-def _corners(volume) -> np.ndarray:
+def corners(volume) -> np.ndarray:
     """LPS positions of the 8 corner voxel centres of ``volume``, shape (8, 3)."""
     nz, ny, nx = volume.shape
     ijk = np.array([[i, j, k] for k in (0, nz - 1) for j in (0, ny - 1) for i in (0, nx - 1)], dtype=np.float64)
     return geometry.apply_affine(volume.affine, ijk)
+
+
+def extent_along(volume, point, direction) -> tuple[float, float]:
+    """Signed distances (mm) from ``point`` to the volume's nearest and farthest voxel centres along ``direction``."""
+    d = (corners(volume) - np.asarray(point, dtype=np.float64)) @ _unit(direction, "direction")
+    return float(d.min()), float(d.max())
+
+
+def cylinder_radius(volume, axis) -> float:
+    """Radius (mm) of the volume's bounding cylinder about ``axis`` through its centre (every voxel centre inside)."""
+    a = _unit(axis, "axis")
+    rel = corners(volume) - np.asarray(volume.center, dtype=np.float64)
+    return float(np.max(np.linalg.norm(rel - np.outer(rel @ a, a), axis=1)))
 
 
 def spacing_along(volume, direction) -> float:
@@ -100,7 +113,7 @@ def spacing_along(volume, direction) -> float:
 
 def _extent_shape(volume, center: np.ndarray, axis: np.ndarray, spacing: float) -> int:
     """Pixels needed along ``axis`` (through ``center``) to cover every voxel centre, symmetric about ``center``."""
-    proj = (_corners(volume) - center) @ axis
+    proj = (corners(volume) - center) @ axis
     half = float(np.max(np.abs(proj)))
     return int(np.floor(2 * half / spacing + 1e-6)) + 1
 
@@ -347,4 +360,5 @@ def axis_rotation(axis, angle_deg: float) -> np.ndarray:
     return np.eye(3) + np.sin(t) * K + (1 - np.cos(t)) * (K @ K)
 
 
-__all__ = ["Plane", "rotation_matrix", "axis_rotation", "spacing_along", "NAMED_AXES"]
+__all__ = ["Plane", "rotation_matrix", "axis_rotation", "spacing_along", "corners", "extent_along",
+           "cylinder_radius", "NAMED_AXES"]

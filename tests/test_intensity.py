@@ -314,7 +314,9 @@ def test_shared_scalar_helpers_agree_with_reference_and_round_half_away():
     from gpukit.backends import _math
 
     for c, w, f in ((40.0, 400.0, 0), (40.0, 400.0, 1), (-600.5, 1.0, 0), (3.25, 7.5, 2)):
-        assert tuple(_math.voi_params(c, w, f)) == np_intensity.voi_params(c, w, f)
+        # PS3.3 C.11.2.1.2.1: LINEAR uses c - 0.5 and w - 1; LINEAR_EXACT and SIGMOID use c and w as given
+        cc, ww = (c - 0.5, w - 1.0) if f == 0 else (c, w)
+        assert tuple(_math.voi_params(c, w, f)) == (cc, ww, cc - ww / 2, cc + ww / 2)
     for y, r in ((0.5, 1.0), (1.5, 2.0), (2.5, 3.0), (2.4999, 2.0), (-0.5, -1.0), (-1.5, -2.0), (-2.6, -3.0),
                  (0.0, 0.0)):
         assert _math.round_half_away(y) == r

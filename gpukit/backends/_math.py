@@ -44,22 +44,10 @@ import math
 from ._jit import njit
 
 # VOI LUT function codes passed to kernels (defined with the numpy reference, which must not import Numba)
-from .np_intensity import FUNCTION_CODES, LINEAR, LINEAR_EXACT, SIGMOID  # noqa: E402
+# and the window's (c', w', lower, upper), computed once per call on the host: one definition for every backend
+from .np_intensity import FUNCTION_CODES, LINEAR, LINEAR_EXACT, SIGMOID, voi_params  # noqa: E402,F401
 
 _JIT = dict(cache=True, fastmath=False, nogil=True, inline="always")
-
-
-@njit(**_JIT)
-def voi_params(center, width, function_code):
-    """``(c', w', lower, upper)`` of a window: the centre and width the formula uses and its two thresholds."""
-    if function_code == LINEAR:
-        cc = center - 0.5
-        ww = width - 1.0
-    else:
-        cc = center
-        ww = width
-    half = ww / 2.0
-    return cc, ww, cc - half, cc + half
 
 
 @njit(**_JIT)

@@ -37,7 +37,8 @@ STRATEGY = "auto"
 
 # -- shared host-side helpers (also used by the Numba backend) ------------------------------------------------
 def voi_params(center: float, width: float, function_code: int) -> tuple[float, float, float, float]:
-    """``(c', w', lower, upper)``: the same float64 expressions as ``_math.voi_params``."""
+    """``(c', w', lower, upper)`` of a window: the centre and width the formula uses and its two thresholds
+    (every backend takes them from here, computed once per call on the host)."""
     center = float(center)
     width = float(width)
     if function_code == LINEAR:

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from . import writers
+from ..planes import cylinder_radius, extent_along
 from .recipe import OutputSpec, Recipe
 
 
@@ -44,14 +45,6 @@ def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend
     return writers.write_png(base + ".png", np.asarray(img))
 
 
-def _normal_extent(vol, plane) -> tuple[float, float]:
-    """Signed distances (mm) from the plane to the volume's nearest and farthest voxel centres along its normal."""
-    nz, ny, nx = vol.shape
-    ijk = np.array([[i, j, k] for k in (0, nz - 1) for j in (0, ny - 1) for i in (0, nx - 1)], dtype=np.float64)
-    d = (vol.index_to_world(ijk) - plane.center) @ plane.normal
-    return float(d.min()), float(d.max())
-
-
 def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tuple[list[str], float, float]:
     """Compute and write every output; returns (paths, compute seconds, write seconds)."""
     import gpukit
@@ -82,7 +75,7 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tu
         elif spec.kind == "slab_mips":
             t1 = t0
             base = plane_for(vol, p["plane"])
-            lo, hi = _normal_extent(vol, base)
+            lo, hi = extent_along(vol, base.center, base.normal)
             th = float(p["thickness_mm"])
             offsets = np.arange(lo + th / 2, hi - th / 2 + 1e-6, float(p["step_mm"]))
             if offsets.size == 0:         # thinner than one slab: one slab through the centre
@@ -97,11 +90,7 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tu
             continue
         elif spec.kind == "rotating_mip":
             # frames of p["size"] pixels across the volume's bounding cylinder about the axis
-            axis = np.eye(3)["xyz".index(p["axis"])]
-            nz, ny, nx = vol.shape
-            ijk = np.array([[i, j, k] for k in (0, nz - 1) for j in (0, ny - 1) for i in (0, nx - 1)], float)
-            rel = vol.index_to_world(ijk) - vol.center
-            radius = float(np.max(np.linalg.norm(rel - np.outer(rel @ axis, axis), axis=1)))
+            radius = cylinder_radius(vol, np.eye(3)["xyz".index(p["axis"])])
             spacing = max(2 * radius / max(p["size"] - 1, 1), float(min(vol.spacing)))
             frames = gpukit.rotating_mip(vol, p["frames"], axis=p["axis"], mode=p["mode"], spacing=spacing,
                                          backend=backend)

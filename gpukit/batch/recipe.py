@@ -138,10 +138,8 @@ def _check_window(value, where: str) -> None:
             raise RecipeError(f"{where}: window must be a preset name or [center, width] with width > 0, "
                               f"got {value!r}")
         return
-    try:
-        from ..presets import get_preset
-    except ImportError:  # presets not available: accept any name, checked at run time
-        return
+    from ..presets import get_preset
+
     try:
         get_preset(value)
     except (KeyError, ValueError) as exc:

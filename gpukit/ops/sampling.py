@@ -35,9 +35,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .. import geometry
 from ..backends import get_backend, resolve_name
-from ..planes import Plane, axis_rotation, NAMED_AXES, NAMED_POSITION_AXIS
+from ..planes import Plane, axis_rotation, cylinder_radius, extent_along, NAMED_AXES, NAMED_POSITION_AXIS
 
 INTERPS = ("linear", "nearest")
 PROJECTION_MODES = ("max", "min", "mean")
@@ -208,21 +207,11 @@ def _grid_shape(shape, n: int, name: str) -> tuple[int, ...]:
 
 
 def _apply_window(hu: np.ndarray, window, backend: str | None) -> np.ndarray:
-    """uint8 output stage: the intensity module's window when it is there, else DICOM LINEAR (C.11.2.1.2.1)."""
+    """uint8 output stage: :func:`gpukit.window` (DICOM LINEAR, C.11.2.1.2.1) of the HU image."""
+    from .intensity import window as _window
+
     center, width = (float(x) for x in window)
-    try:
-        from .intensity import window as _window  # the intensity engineer's version, when present
-    except ImportError:
-        _window = None
-    if _window is not None:
-        return _window(hu, center, width, backend=backend)
-    if width < 1:
-        raise ValueError(f"window width must be >= 1, got {width}")
-    lo = center - 0.5 - (width - 1) / 2
-    hi = center - 0.5 + (width - 1) / 2
-    y = ((hu - (center - 0.5)) / (width - 1) + 0.5) * 255.0
-    y = np.where(hu <= lo, 0.0, np.where(hu > hi, 255.0, y))
-    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    return _window(hu, center, width, backend=backend)
 
 
 def _volume_meta(volume, **extra) -> dict:
@@ -480,11 +469,9 @@ def _plane_grid(volume, plane: Plane, thickness_mm, step_mm) -> tuple[np.ndarray
     if step <= 0:
         raise ValueError(f"step_mm must be positive, got {step_mm}")
     if thickness_mm is None:
-        nz, ny, nx = volume.shape
-        ijk = np.array([[i, j, k] for k in (0, nz - 1) for j in (0, ny - 1) for i in (0, nx - 1)], dtype=np.float64)
-        d = (geometry.apply_affine(volume.affine, ijk) - plane.center) @ plane.normal
-        ns = int(np.floor((d.max() - d.min()) / step + 1e-6)) + 1
-        return plane.grid_affine(ns, step, first_mm=float(d.min())), ns
+        dmin, dmax = extent_along(volume, plane.center, plane.normal)
+        ns = int(np.floor((dmax - dmin) / step + 1e-6)) + 1
+        return plane.grid_affine(ns, step, first_mm=dmin), ns
     if thickness_mm < 0:
         raise ValueError(f"thickness_mm must be >= 0, got {thickness_mm}")
     ns = int(np.floor(float(thickness_mm) / step + 1e-6)) + 1
@@ -618,14 +605,10 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
     u0 /= np.linalg.norm(u0)
     step = float(min(volume.spacing)) if spacing is None else float(spacing)
     center = np.asarray(volume.center, dtype=np.float64)
-    nz, ny, nx = volume.shape
-    ijk = np.array([[i, j, k] for k in (0, nz - 1) for j in (0, ny - 1) for i in (0, nx - 1)], dtype=np.float64)
-    rel = geometry.apply_affine(volume.affine, ijk) - center
-    along = rel @ a
-    radius = float(np.max(np.linalg.norm(rel - np.outer(along, a), axis=1)))
-    half = int(np.ceil(radius / step - 1e-6))     # pixels and ray samples at whole steps from the centre
+    half = int(np.ceil(cylinder_radius(volume, a) / step - 1e-6))   # pixels and ray samples at whole steps
     if shape is None:
-        shape = (int(np.floor(2 * np.max(np.abs(along)) / step + 1e-6)) + 1, 2 * half + 1)
+        along = max(abs(x) for x in extent_along(volume, center, a))
+        shape = (int(np.floor(2 * along / step + 1e-6)) + 1, 2 * half + 1)
     nr, nc = _grid_shape(shape, 2, "shape")
     ns = 2 * half + 1
     be = get_backend(backend, volume)
