@@ -93,6 +93,11 @@ class IrregularSpacingError(SeriesError):
         super().__init__(message, path)
 
 
+# -- outputs -----------------------------------------------------------------------
+class UnsafeOutputPathError(GpukitError, ValueError):
+    """An output path would land outside its output root (a ``..``, an absolute path, or a symlink leading out)."""
+
+
 # -- environment ----------------------------------------------------------------
 class EnvironmentProblem(GpukitError, RuntimeError):
     """Something the machine lacks (a package, a device)."""
@@ -104,9 +109,6 @@ class MissingDecoderError(EnvironmentProblem):
 
 class BackendUnavailableError(EnvironmentProblem):
     """A compute backend was requested that cannot run here; names what is missing."""
-
-
-__all__ = [n for n in dir() if n.endswith("Error") or n in ("EnvironmentProblem",)]
 
 
 class DeviceMemoryError(EnvironmentProblem):

@@ -13,29 +13,12 @@ normalised columns. ITK cannot express a shear, so a sheared volume raises.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
 from . import geometry
+from .safepath import write_bytes_atomic
 from .volume import Volume
-
-
-def atomic_write_bytes(path: "str | os.PathLike", payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file in the same folder, then rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _host(x) -> np.ndarray:
@@ -46,9 +29,11 @@ def _uniform(values: np.ndarray) -> bool:
     return bool(np.all(values == values[0]))
 
 
-def to_nifti(volume: Volume, path: "str | os.PathLike | None" = None, *, hu: bool = False):
+def to_nifti(volume: Volume, path: "str | os.PathLike | None" = None, *, hu: bool = False,
+             root: "str | os.PathLike | None" = None):
     """Build (and optionally write, atomically) a NIfTI-1 image of the volume.
 
+    ``root``: an output root that ``path`` must stay inside (batch outputs).
     Returns the ``nibabel.Nifti1Image``.
     """
     import nibabel as nib
@@ -83,7 +68,7 @@ def to_nifti(volume: Volume, path: "str | os.PathLike | None" = None, *, hu: boo
             payload = gzip.compress(img.to_bytes(), compresslevel=1)
         else:
             payload = img.to_bytes()
-        atomic_write_bytes(path, payload)
+        write_bytes_atomic(path, payload, root=root)
     return img
 
 

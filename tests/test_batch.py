@@ -61,7 +61,7 @@ def _check_outputs(out: Path, series: list, manifest: Manifest) -> None:
         np.testing.assert_allclose(img.affine, ras, atol=1e-4)
         np.testing.assert_array_equal(np.load(paths[0]), s.rescaled())
     names = [p.name for p in _all_files(out)]
-    assert not [n for n in names if n.startswith(".tmp-")], "a partial (temporary) file was left behind"
+    assert not [n for n in names if n.startswith((".tmp-", ".gpukit-tmp-"))], "a partial (temporary) file was left behind"
     for name in ("hu.npy", "stored.nii.gz"):
         assert names.count(name) == sum(r.get("status") == "ok" for r in manifest.records.values())
 

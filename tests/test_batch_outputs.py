@@ -100,7 +100,7 @@ def test_default_recipe_over_the_real_scans_and_synthetic_series(tmp_path):
     p = next(out / o["path"] for o in m.records[tilted]["outputs"] if o["path"].endswith(".nii.gz"))
     aff = nib.load(p).affine
     assert geometry.tilt_angle_deg(geometry.LPS_TO_RAS @ aff) == pytest.approx(0.0, abs=1e-4)
-    assert not [p for p in out.rglob(".tmp-*")]
+    assert not [p for p in out.rglob(".gpukit-tmp-*")]
     assert {p: p.stat().st_mtime_ns for p in Path(data).rglob("*") if p.is_file()} == before
 
 
@@ -168,7 +168,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path):
     recs = [json.loads(line) for line in lines]              # every line is whole
     done = {r["key"] for r in recs if r["status"] == "ok"}
     assert 1 <= len(done) < 6
-    assert not list(out.rglob(".tmp-*"))
+    assert not list(out.rglob(".gpukit-tmp-*"))
     for r in recs:
         if r["status"] == "ok":
             for o in r["outputs"]:

@@ -107,7 +107,7 @@ def test_doctests_of_the_geometry_and_operations_modules():
 
     failed = 0
     for mod in ("gpukit.geometry", "gpukit.planes", "gpukit.presets", "gpukit.ops.intensity",
-                "gpukit.ops.sampling"):
+                "gpukit.ops.sampling", "gpukit.safepath"):
         res = doctest.testmod(importlib.import_module(mod), optionflags=doctest.NORMALIZE_WHITESPACE)
         assert res.attempted > 0, mod
         failed += res.failed

@@ -12,6 +12,9 @@ import json
 import os
 from typing import Iterable
 
+from ..errors import GpukitError
+from ..safepath import confine
+
 MANIFEST = "manifest.jsonl"
 
 
@@ -73,7 +76,8 @@ class Manifest:
         os.makedirs(self.root, exist_ok=True)
         line = ("\n" if self._needs_newline else "") + json.dumps(record, sort_keys=True, default=str) + "\n"
         self._needs_newline = False
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a manifest.jsonl symlinked out of the output root is refused, not written through
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
@@ -84,11 +88,11 @@ class Manifest:
     def outputs_valid(self, record: dict) -> bool:
         """Every output listed exists with the recorded size and checksum."""
         for out in record.get("outputs", []):
-            p = os.path.join(self.root, out["path"])
             try:
+                p = confine(self.root, out["path"])    # a manifest row naming a path outside the root is not ours
                 if path_size(p) != out["bytes"] or sha256_path(p) != out["sha256"]:
                     return False
-            except OSError:
+            except (OSError, GpukitError):
                 return False
         return True
 

@@ -16,18 +16,18 @@ def _vol_ext(fmt: str) -> str:
     return {"nifti": ".nii.gz", "npy": ".npy", "zarr": ".zarr"}[fmt]
 
 
-def _write_volume(vol, spec: OutputSpec, out_dir: str, hu: bool) -> list[str]:
+def _write_volume(vol, spec: OutputSpec, out_dir: str, hu: bool, root: str | None) -> list[str]:
     path = os.path.join(out_dir, spec.name + _vol_ext(spec.format))
     if spec.format == "nifti":
-        return [writers.write_nifti(path, vol, hu=hu)]
+        return [writers.write_nifti(path, vol, hu=hu, root=root)]
     if spec.format == "zarr":
-        return [writers.write_zarr(path, vol, hu=hu)]
+        return [writers.write_zarr(path, vol, hu=hu, root=root)]
     arr = vol.hu() if hu else vol.to_numpy()
-    return [writers.write_npy(path, np.asarray(arr))]
+    return [writers.write_npy(path, np.asarray(arr), root=root)]
 
 
-def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend, suffix: str = "",
-              square_for: str | None = None, default_window=None) -> str:
+def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend, root: str | None,
+              suffix: str = "", square_for: str | None = None, default_window=None) -> str:
     """Write a 2-D HU image: NPY as it is, PNG windowed (:func:`gpukit.render.display`).
 
     ``square_for``: the named projection whose pixels are stretched square for the PNG.
@@ -36,20 +36,27 @@ def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend
 
     base = os.path.join(out_dir, spec.name + suffix)
     if spec.format == "npy":
-        return writers.write_npy(base + ".npy", np.asarray(image_hu, dtype=np.float32))
+        return writers.write_npy(base + ".npy", np.asarray(image_hu, dtype=np.float32), root=root)
     w = spec.params.get("window")
     win = tuple(w) if isinstance(w, list) else (w if w is not None else default_window)
     img = display(image_hu, win, vol, backend=backend)
     if square_for is not None:
         img = to_square_pixels(img, vol, square_for)
-    return writers.write_png(base + ".png", np.asarray(img))
+    return writers.write_png(base + ".png", np.asarray(img), root=root)
 
 
-def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tuple[list[str], float, float]:
-    """Compute and write every output; returns (paths, compute seconds, write seconds)."""
+def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
+            root: str | None = None) -> tuple[list[str], float, float]:
+    """Compute and write every output; returns (paths, compute seconds, write seconds).
+
+    ``root``: the output root; every path written is checked to stay inside it.
+    """
     import gpukit
     from ..render import plane_for
+    from ..safepath import confine
 
+    if root is not None:
+        out_dir = confine(root, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     paths: list[str] = []
     compute = write = 0.0
@@ -58,20 +65,21 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tu
         t0 = time.perf_counter()
         if spec.kind == "volume":
             t1 = time.perf_counter()
-            paths += _write_volume(vol, spec, out_dir, hu=p["hu"])
+            paths += _write_volume(vol, spec, out_dir, hu=p["hu"], root=root)
         elif spec.kind == "resample":
             res = gpukit.regularize(vol, p["spacing_mm"], interp=p["interp"], backend=backend)
             t1 = time.perf_counter()
-            paths += _write_volume(res, spec, out_dir, hu=False)
+            paths += _write_volume(res, spec, out_dir, hu=False, root=root)
         elif spec.kind == "reslice":
             plane = plane_for(vol, p["plane"]).moved(p["offset_mm"])
             img = gpukit.reslice(vol, plane, interp=p["interp"], backend=backend)
             t1 = time.perf_counter()
-            paths.append(_write_2d(img, spec, out_dir, vol, backend))
+            paths.append(_write_2d(img, spec, out_dir, vol, backend, root))
         elif spec.kind == "mip":
             img = gpukit.project(vol, p["plane"], mode=p["mode"], backend=backend)
             t1 = time.perf_counter()
-            paths.append(_write_2d(img, spec, out_dir, vol, backend, square_for=p["plane"], default_window="auto"))
+            paths.append(_write_2d(img, spec, out_dir, vol, backend, root, square_for=p["plane"],
+                                   default_window="auto"))
         elif spec.kind == "slab_mips":
             t1 = t0
             base = plane_for(vol, p["plane"])
@@ -85,7 +93,8 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tu
                 img = gpukit.project(vol, base.moved(float(off)), mode=p["mode"], thickness_mm=th, backend=backend)
                 compute += time.perf_counter() - tc
                 tw = time.perf_counter()
-                paths.append(_write_2d(img, spec, out_dir, vol, backend, suffix=f"_{n:03d}", default_window="auto"))
+                paths.append(_write_2d(img, spec, out_dir, vol, backend, root, suffix=f"_{n:03d}",
+                                       default_window="auto"))
                 write += time.perf_counter() - tw
             continue
         elif spec.kind == "rotating_mip":
@@ -100,7 +109,8 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None) -> tu
             frames8 = np.asarray(display(frames, tuple(w) if isinstance(w, list) else (w or "auto"), vol,
                                          backend=backend))
             t1 = time.perf_counter()
-            paths.append(writers.write_gif(os.path.join(out_dir, spec.name + ".gif"), frames8, fps=p["fps"]))
+            paths.append(writers.write_gif(os.path.join(out_dir, spec.name + ".gif"), frames8, fps=p["fps"],
+                                           root=root))
         else:  # pragma: no cover - recipes are validated
             raise ValueError(f"unknown output kind {spec.kind}")
         compute += t1 - t0

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import EnvironmentProblem, GpukitError
+from ..safepath import confine, new_token, safe_component, sweep_temporaries, write_token
 from .manifest import Manifest, path_size, sha256_path
 from .recipe import Recipe, load_recipe
 
@@ -28,35 +29,35 @@ def series_key(uid: str, part: int) -> str:
 
 
 def series_folder(info_dict: dict) -> str:
-    """A readable, unique, filesystem-safe folder name for a series' outputs."""
+    """A readable, unique folder name for a series' outputs: one safe path component.
+
+    Every part comes from file contents (series number, description, UID), so
+    each is made safe by :func:`gpukit.safepath.safe_component`: a UID such as
+    ``../escaped`` or ``/etc`` cannot name a folder outside the output root.
+    """
     num = info_dict.get("series_number")
-    desc = re.sub(r"[^A-Za-z0-9]+", "_", info_dict.get("description") or "").strip("_")[:32]
-    uid = info_dict["id"].replace("#", "_p")
-    head = "_".join(x for x in (f"S{num}" if num is not None else "", desc) if x)
+    desc = re.sub(r"[^A-Za-z0-9]+", "_", str(info_dict.get("description") or "")).strip("_")[:32]
+    uid = safe_component(str(info_dict["id"]).replace("#", "_p"), 64)
+    head = "_".join(x for x in (f"S{safe_component(num, 16)}" if num is not None else "", desc) if x)
     return f"{head}__{uid}" if head else uid
 
 
-def sweep_temporaries(root: str) -> int:
-    """Remove ``.tmp-*`` files and folders (unfinished atomic writes) under ``root``."""
-    import shutil
+RUNS_FILE = ".gpukit-runs"
 
-    n = 0
-    if not os.path.isdir(root):
-        return 0
-    for r, dirs, files in os.walk(root):
-        for name in list(dirs):
-            if name.startswith(".tmp-"):
-                shutil.rmtree(os.path.join(r, name), ignore_errors=True)
-                dirs.remove(name)
-                n += 1
-        for name in files:
-            if name.startswith(".tmp-"):
-                try:
-                    os.unlink(os.path.join(r, name))
-                    n += 1
-                except OSError:
-                    pass
-    return n
+
+def _register_run(output_root: str, token: str) -> list[str]:
+    """Record this run's write token in the output root; return the tokens of every earlier run there."""
+    path = confine(output_root, RUNS_FILE)
+    earlier: list[str] = []
+    if os.path.isfile(path):
+        with open(path, "r", encoding="ascii", errors="replace") as fh:
+            earlier = [t for t in (ln.strip() for ln in fh) if re.fullmatch(r"[0-9a-f]{16}", t)]
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        os.write(fd, (token + "\n").encode("ascii"))
+    finally:
+        os.close(fd)
+    return earlier
 
 
 def gpu_devices(backend: str | None = None) -> int:
@@ -91,11 +92,13 @@ def _use_worker_device(n_devices: int) -> int | None:
 
 
 def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict, output_root: str,
-                   backend: str | None = None, n_devices: int = 0) -> dict:
+                   backend: str | None = None, n_devices: int = 0, run_token: str | None = None) -> dict:
     """Dask task: load one series, produce the recipe's outputs, return the manifest record.
 
     ``n_devices`` > 0: this worker is one of the batch's GPU workers and takes
-    device ``worker index % n_devices``.
+    device ``worker index % n_devices``. ``run_token``: the batch run's write
+    token; temporaries carry it, and the task removes only those of this run
+    (an earlier attempt of this very task whose worker died).
 
     Never raises for a gpukit error (bad input, missing decoder): those become
     a ``failed`` record. Other exceptions are internal errors and are recorded
@@ -109,8 +112,10 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
     rec: dict[str, Any] = {"key": series_id, "files": len(files), "out_dir": os.path.relpath(out_dir, output_root),
                            "worker_pid": os.getpid(), "timings_s": {}}
     t0 = time.perf_counter()
+    token = run_token or new_token()
     try:
-        sweep_temporaries(out_dir)   # left by an earlier attempt whose worker died mid-write
+        out_dir = confine(output_root, out_dir)     # before anything is written or deleted there
+        sweep_temporaries(out_dir, [token])         # left by an earlier attempt whose worker died mid-write
         r = parse_recipe(recipe, "<batch>")
         found = dicom.scan.scan(files)
         match = [s for s in found if s.id == series_id]
@@ -133,7 +138,8 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
         dev = _use_worker_device(n_devices)
         if dev is not None:
             rec["device"] = dev
-        outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"])
+        with write_token(token):
+            outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"], root=output_root)
         rec["timings_s"]["compute"] = compute_s
         rec["timings_s"]["write"] = write_s
         rec["outputs"] = [{"path": os.path.relpath(p, output_root), "bytes": path_size(p),
@@ -206,9 +212,12 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
         input_root = [os.fspath(p) for p in input_root]   # several archives in one batch
     else:
         input_root = os.fspath(input_root)
-    output_root = os.fspath(output_root)
+    output_root = os.path.abspath(os.fspath(output_root))
     os.makedirs(output_root, exist_ok=True)
     manifest = Manifest(output_root)
+    token = new_token()
+    # temporaries of earlier runs here that ended without cleaning up (killed): theirs alone, never other files
+    sweep_temporaries(output_root, _register_run(output_root, token))
     found = scan(input_root)
     stream = sys.stderr if progress else None
 
@@ -252,21 +261,31 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
         recipe_dict = r.to_dict()
         try:
             futs = {}
+            refused = []
             for s in todo:
                 d = s.to_dict()
-                out_dir = os.path.join(output_root, series_folder(d))
+                try:
+                    out_dir = confine(output_root, series_folder(d))
+                except GpukitError as exc:   # e.g. a symlink in the output root that leads outside it
+                    refused.append((s, {"key": s.id, "status": "failed", "error": type(exc).__name__,
+                                        "message": str(exc), "kind": "output"}))
+                    continue
                 fut = client.submit(process_series, s.files, s.id, out_dir, recipe_dict, output_root, backend,
-                                    n_gpu, key=f"series-{s.id}", pure=False, retries=2)
+                                    n_gpu, token, key=f"series-{s.id}", pure=False, retries=2)
                 futs[fut] = s
             failed = 0
             _progress(0, len(todo), 0, t0, stream)
-            for n_done, fut in enumerate(as_completed(futs), 1):
-                s = futs[fut]
-                try:
-                    rec = fut.result()
-                except Exception as exc:  # the task itself died (e.g. its worker was killed too often)
-                    rec = {"key": s.id, "status": "failed", "error": type(exc).__name__, "message": str(exc),
-                           "kind": "worker"}
+
+            def outcomes():
+                yield from refused
+                for fut in as_completed(futs):
+                    try:
+                        yield futs[fut], fut.result()
+                    except Exception as exc:  # the task itself died (e.g. its worker was killed too often)
+                        yield futs[fut], {"key": futs[fut].id, "status": "failed", "error": type(exc).__name__,
+                                          "message": str(exc), "kind": "worker"}
+
+            for n_done, (s, rec) in enumerate(outcomes(), 1):
                 rec.update(series_uid=s.uid, series_number=s.series_number, description=s.description,
                            modality=s.modality, source_files=s.files)
                 manifest.append(rec)
@@ -287,8 +306,8 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
             if cluster is not None:
                 cluster.close()
                 # our own workers are gone: whatever they left half-written is an orphan (an interrupt, say)
-                sweep_temporaries(output_root)
-    if todo:   # every task has ended: nothing is writing, so any temporary left is an orphan
-        sweep_temporaries(output_root)
+                sweep_temporaries(output_root, [token])
+    if todo:   # every task has ended: nothing of this run is writing, so its temporaries left are orphans
+        sweep_temporaries(output_root, [token])
     counts = manifest.summary([s.id for s in found] + [f"file:{k.path}" for k in found.skipped])
     return BatchResult(output_root, manifest.path, counts, skipped_done, time.perf_counter() - t0, records)
