@@ -544,6 +544,43 @@ def test_reslicer_matches_reslice_and_reuses_buffers(backend):
     np.testing.assert_array_equal(win, gpukit.reslice(vol, planes[2], window=(40, 400), backend=backend))
 
 
+@pytest.mark.parametrize("backend, layout, window", [("numpy", "plain", None), ("numba", "plain", None),
+                                                     ("numba", "bricked", None), ("numba", "plain", (40, 400))])
+def test_reslicer_from_four_threads_equals_single_threaded(backend, layout, window):
+    """A server calls one Reslicer from several threads: 4 threads x 50 poses, every image as computed alone.
+
+    Before per-thread buffers, calls with the same plane shape shared one buffer and 199 of 200 images were
+    another thread's (no exception). Each thread checks its image right after its call, while the other
+    threads keep writing, so a shared buffer is caught.
+    """
+    import threading
+
+    rng = np.random.default_rng(40)
+    vol = random_volume(rng, (24, 40, 36), per_slice=True)
+    rs = gpukit.Reslicer(vol, backend=backend, layout=layout, window=window, fill=FILL)
+    planes = [[random_plane(rng, vol, shape=(48, 40)) for _ in range(50)] for _ in range(4)]
+    solo = gpukit.Reslicer(vol, backend=backend, layout=layout, window=window, fill=FILL)
+    expected = [[solo.reslice(p).copy() for p in ps] for ps in planes]
+    wrong: list = []
+    barrier = threading.Barrier(4)
+
+    def work(t):
+        barrier.wait()
+        for n, p in enumerate(planes[t]):
+            img = rs.reslice(p)
+            if not np.array_equal(img, expected[t][n]):
+                wrong.append((t, n))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert wrong == [], f"{len(wrong)} of 200 planes were not the single-threaded result"
+    assert len(rs.latencies) == 200
+    assert len({float(np.abs(e).sum()) for ps in expected for e in ps}) > 150   # the poses differ
+
+
 @pytest.mark.parametrize("interp", ["linear", "nearest"])
 def test_bricked_reslicer_equals_numpy(interp):
     """The Reslicer's 4x4x4-bricked copy (forced on a small volume with sizes that are not multiples of 4)."""

@@ -29,6 +29,7 @@ Host-side details shared by every backend:
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from typing import Sequence, Union
@@ -624,13 +625,46 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
 
 
 # -- real-time reslicing -----------------------------------------------------------------------------------------
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NO_LOCK = _NoLock()
+_WORKQUEUE_LOCK = threading.Lock()
+
+
+def _serialising_lock(be):
+    """A lock when ``be`` runs Numba parallel kernels on the ``workqueue`` layer (not safe from two threads)."""
+    if getattr(be, "NAME", "") != "numba":
+        return _NO_LOCK
+    import numba
+
+    try:
+        layer = numba.threading_layer()    # known once a parallel kernel has run (the warm-up call did)
+    except ValueError:
+        return _WORKQUEUE_LOCK
+    return _WORKQUEUE_LOCK if layer == "workqueue" else _NO_LOCK
+
+
 class Reslicer:
     """Reslice one volume at many poses with the lowest latency the backend allows.
 
     Holds the stored array (contiguous, on the host for the CPU backends) and
     its per-slice rescale, so each call only builds the 3x3 index map and runs
     the kernel; the kernels are compiled (or loaded from Numba's cache) at
-    construction; output buffers are reused per plane shape.
+    construction; output buffers are reused per plane shape and per thread.
+
+    Thread safety: one Reslicer may be called from several threads at once
+    (a server answering several views). Each thread has its own output
+    buffers, so a call never overwrites another thread's image; the volume and
+    its bricked copy are only read. Where the backend's parallel runtime
+    cannot run two kernels at once (Numba's ``workqueue`` threading layer,
+    used when neither TBB nor OpenMP is installed) calls are serialised by a
+    lock instead of crashing the process.
 
     With the numba backend and a volume larger than the CPU caches
     (``layout="auto"``: over 8 MiB), the Reslicer keeps its own copy of the
@@ -683,37 +717,43 @@ class Reslicer:
         use = can_brick and (layout == "bricked" or (layout == "auto" and self._data.nbytes > BRICKED_MIN_BYTES))
         self.layout = "bricked" if use else "plain"
         self._bricked = self._be.to_bricks(self._data) if use else None
-        self._buffers: dict[tuple[int, int], np.ndarray] = {}
+        self._local = threading.local()     # per-thread output buffers: calls from threads never share one
         self.latencies: list[float] = []
         self._be.sampler_warmup(self._data, modes=("none",), interps=(interp,))
         # one real call through the whole path (compiles the bricked kernel, allocates), not counted
         self.reslice(Plane.axial(volume, shape=(2, 2)))
+        self._serial = _serialising_lock(self._be)
         self.latencies.clear()
 
     def reslice(self, plane: Plane, out: np.ndarray | None = None) -> np.ndarray:
         """The image of ``plane`` (float32 HU, or uint8 with a window).
 
         Without ``out`` the result is a view of a buffer this Reslicer reuses:
-        the next call with the same plane shape overwrites it (copy it to
-        keep it). ``out`` may be a float32 ``(nrows, ncols)`` C-contiguous array.
+        the next call *from the same thread* with the same plane shape
+        overwrites it (copy it to keep it); calls from other threads use their
+        own buffers. ``out`` may be a float32 ``(nrows, ncols)`` C-contiguous array.
         """
         t0 = time.perf_counter()
         nr, nc = plane.shape
         if out is None:
-            buf = self._buffers.get((nr, nc))
+            buffers = getattr(self._local, "buffers", None)
+            if buffers is None:
+                buffers = self._local.buffers = {}
+            buf = buffers.get((nr, nc))
             if buf is None:
-                buf = self._buffers[(nr, nc)] = _array_module(self._be).empty((1, nr, nc), np.float32)
+                buf = buffers[(nr, nc)] = _array_module(self._be).empty((1, nr, nc), np.float32)
         else:
             if out.shape != (nr, nc) or out.dtype != np.float32 or not out.flags.c_contiguous:
                 raise ValueError(f"out must be a C-contiguous float32 array of shape {(nr, nc)}")
             buf = out.reshape(1, nr, nc)
         A, b = index_map(self.volume.affine, plane.affine)
-        if self._bricked is not None:
-            self._be.sample_grid_bricked(self._bricked, self._data.shape, self._slopes, self._intercepts, A, b,
-                                         (1, nr, nc), self.interp, self.fill, buf)
-        else:
-            self._be.sample_grid(self._data, self._slopes, self._intercepts, A, b, (1, nr, nc), "none", self.interp,
-                                 self.fill, buf)
+        with getattr(self, "_serial", _NO_LOCK):
+            if self._bricked is not None:
+                self._be.sample_grid_bricked(self._bricked, self._data.shape, self._slopes, self._intercepts, A, b,
+                                             (1, nr, nc), self.interp, self.fill, buf)
+            else:
+                self._be.sample_grid(self._data, self._slopes, self._intercepts, A, b, (1, nr, nc), "none",
+                                     self.interp, self.fill, buf)
         img = buf[0]
         if self.window is not None:
             img = _apply_window(img, self.window, self.backend)
