@@ -3,6 +3,10 @@
 Times gpukit's backends and the tools users would otherwise pick, in one run,
 on the same data; prints a table of medians and ratios, writes
 ``results.json`` (machine, versions, commit) and one PNG per operation.
+
+The same suite ships inside the wheel as ``gpukit._benchmarks`` (``gpukit
+bench``), so its modules import each other relatively and never by the name
+``benchmarks``.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ from collections import defaultdict
 from pathlib import Path
 
 SECTIONS = {
-    # name: (module, full size, quick size, repeats)
-    "load": ("benchmarks.bench_load", 300, 8, 5),
-    "intensity": ("benchmarks.bench_intensity", 512, 4, 5),
-    "sampling": ("benchmarks.bench_sampling", 512, 16, 3),
-    "batch": ("benchmarks.bench_batch", 512, 32, 1),
-    "gpu": ("benchmarks.bench_gpu", 512, 64, 5),     # skipped, with the reason, where there is no device
+    # name: (module, relative to this package: benchmarks or gpukit._benchmarks; full size, quick size, repeats)
+    "load": (".bench_load", 300, 8, 5),
+    "intensity": (".bench_intensity", 512, 4, 5),
+    "sampling": (".bench_sampling", 512, 16, 3),
+    "batch": (".bench_batch", 512, 32, 1),
+    "gpu": (".bench_gpu", 512, 64, 5),     # skipped, with the reason, where there is no device
 }
 
 
@@ -152,7 +156,7 @@ def main(argv=None) -> int:
         size = args.size or (quick if args.quick else full)
         repeats = args.repeats or (1 if args.quick else reps)
         try:
-            m = importlib.import_module(mod)
+            m = importlib.import_module(mod, __package__ or "benchmarks")
         except ImportError as exc:
             skipped[name] = f"not available: {exc}"
             continue

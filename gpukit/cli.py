@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+from .backends.codes import PROJECTION_MODES
+
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
 EPILOG_INFO = """examples:
@@ -62,7 +64,9 @@ def cmd_info(args) -> int:
                   f"(set with --backend, GPUKIT_BACKEND or gpukit.set_backend)")
             for b in rep["backends"]:
                 state = "available" if b["available"] else "unavailable: " + "; ".join(b["missing"])
-                print(f"  {b['name']:11} {state}")
+                where = b["location"] + ("" if b["auto"] else ", test stand-in, never auto")
+                caps = ", ".join(b["capabilities"]) or "-"
+                print(f"  {b['name']:11} {where:34} {state}\n  {'':11} capabilities: {caps}")
         return EXIT_OK
     found = gpukit.scan(args.path)
     geo = [_geometry_report(s) for s in found if s.kind == "volume"]
@@ -144,8 +148,10 @@ EPILOG_MIP = """examples:
 def _load_for_picture(args):
     import gpukit
 
-    vol = gpukit.load(args.path, series=_series_arg(args.series), on_irregular="keep")
-    if args.backend:
+    # a device backend reads the series straight to the device (resident: every picture is computed there and
+    # only the uint8 image comes back); a host backend becomes the volume's default
+    vol = gpukit.load(args.path, series=_series_arg(args.series), on_irregular="keep", backend=args.backend)
+    if args.backend and vol.backend is None:
         vol.backend = args.backend
     return vol
 
@@ -244,12 +250,40 @@ def cmd_mip(args) -> int:
     return EXIT_OK
 
 
-def cmd_bench(args) -> int:
+def _bench_main():
+    """The benchmark suite's ``main``, or None when there is no suite here.
+
+    An installed wheel ships the suite inside the package as ``gpukit._benchmarks``; a source
+    checkout has it as the top-level ``benchmarks/`` folder next to ``gpukit/`` (imported under
+    that name, as ``python -m benchmarks`` does, wherever the command runs from).
+    """
+    import importlib
+    from pathlib import Path
+
     try:
-        from benchmarks.__main__ import main as bench_main
-    except ImportError:
-        print("gpukit bench: the benchmark suite ships with the source checkout (benchmarks/); run it from "
-              "there: python -m benchmarks", file=sys.stderr)
+        from ._benchmarks.__main__ import main
+        return main
+    except ModuleNotFoundError as exc:
+        if exc.name not in (f"{__package__}._benchmarks", f"{__package__}._benchmarks.__main__"):
+            raise
+    suite = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not (suite / "__main__.py").is_file():
+        return None
+    if str(suite.parent) not in sys.path:
+        sys.path.insert(0, str(suite.parent))
+    mod = importlib.import_module("benchmarks.__main__")
+    if Path(mod.__file__).resolve().parent != suite:
+        print(f"gpukit bench: another package named 'benchmarks' ({mod.__file__}) hides the suite in {suite}",
+              file=sys.stderr)
+        return None
+    return mod.main
+
+
+def cmd_bench(args) -> int:
+    bench_main = _bench_main()
+    if bench_main is None:
+        print("gpukit bench: the benchmark suite is not installed here (it ships inside the gpukit wheel as "
+              "gpukit/_benchmarks, and as benchmarks/ in a source checkout: python -m benchmarks)", file=sys.stderr)
         return EXIT_ENVIRONMENT
     argv = (["--quick"] if args.quick else []) + (["--sections", args.sections] if args.sections else []) + \
         ["--out", args.out]
@@ -316,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=EPILOG_MIP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _picture_options(pm, "slab centre")
     pm.add_argument("--plane", default="axial", choices=("axial", "coronal", "sagittal", "oblique"))
-    pm.add_argument("--mode", default="max", choices=("max", "min", "mean"))
+    pm.add_argument("--mode", default="max", choices=PROJECTION_MODES)
     pm.add_argument("--thickness", type=float, help="slab thickness in mm (default: the whole volume)")
     pm.add_argument("--rotate", type=int, metavar="N", help="a rotating projection of N frames, as an animated GIF")
     pm.add_argument("--axis", default="z", help="rotation axis for --rotate: x, y or z (default z)")
@@ -331,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--backend", help="compute backend (default: auto, the best available)")
     pd.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)   # smaller study, for tests
     pd.set_defaults(func=cmd_demo)
-    pz = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
+    pz = sub.add_parser("bench", help="run the benchmark suite (shipped in the wheel; benchmarks/ in a checkout)")
     pz.add_argument("--quick", action="store_true", help="smallest sizes (what the tests run)")
-    pz.add_argument("--sections", help="comma list: load, intensity, sampling")
+    pz.add_argument("--sections", help="comma list of load, intensity, sampling, batch, gpu (default: all)")
     pz.add_argument("--out", default="bench-out", help="folder for results.json and plots")
     pz.set_defaults(func=cmd_bench)
     return p

@@ -98,6 +98,15 @@ class UnsafeOutputPathError(GpukitError, ValueError):
     """An output path would land outside its output root (a ``..``, an absolute path, or a symlink leading out)."""
 
 
+# -- backends ----------------------------------------------------------------------
+class UnknownBackendError(GpukitError, ValueError):
+    """A backend name that is not registered (the message lists the known ones)."""
+
+
+class CapabilityError(GpukitError, ValueError):
+    """An operation needs a capability the chosen backend does not have (the message names both)."""
+
+
 # -- environment ----------------------------------------------------------------
 class EnvironmentProblem(GpukitError, RuntimeError):
     """Something the machine lacks (a package, a device)."""

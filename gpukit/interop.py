@@ -8,30 +8,33 @@ holds the exact affine, shear included.
 SimpleITK: LPS world, ``GetArrayFromImage`` order ``[k, j, i]`` (the same as
 gpukit's), origin = affine column 3, spacing = column lengths, direction =
 normalised columns. ITK cannot express a shear, so a sheared volume raises.
+
+:class:`~gpukit.Volume`'s ``to_nifti``, ``to_sitk`` and ``from_sitk`` call
+these functions, so this module does not import :mod:`gpukit.volume` back:
+it takes any object with a Volume's ``affine``, ``meta``, ``slopes``,
+``intercepts``, ``to_numpy()`` and ``hu()``, and :func:`from_sitk` is given
+the class to build (gpukit imports only downward, ``tests/test_imports.py``).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
 from . import geometry
+from .arrays import to_host
 from .safepath import write_bytes_atomic
-from .volume import Volume
-
-
-def _host(x) -> np.ndarray:
-    return x if isinstance(x, np.ndarray) else x.get()  # CuPy -> numpy
 
 
 def _uniform(values: np.ndarray) -> bool:
     return bool(np.all(values == values[0]))
 
 
-def to_nifti(volume: Volume, path: "str | os.PathLike | None" = None, *, hu: bool = False,
+def to_nifti(volume: Any, path: "str | os.PathLike | None" = None, *, hu: bool = False,
              root: "str | os.PathLike | None" = None):
-    """Build (and optionally write, atomically) a NIfTI-1 image of the volume.
+    """Build (and optionally write, atomically) a NIfTI-1 image of the :class:`~gpukit.Volume` ``volume``.
 
     ``root``: an output root that ``path`` must stay inside (batch outputs).
     Returns the ``nibabel.Nifti1Image``.
@@ -41,7 +44,7 @@ def to_nifti(volume: Volume, path: "str | os.PathLike | None" = None, *, hu: boo
     ras = geometry.nifti_affine(volume.affine)
     slopes, intercepts = volume.slopes, volume.intercepts
     if hu or not (_uniform(slopes) and _uniform(intercepts)):
-        arr = _host(volume.hu())
+        arr = to_host(volume.hu())
         scl = None
     else:
         arr = volume.to_numpy()
@@ -72,8 +75,9 @@ def to_nifti(volume: Volume, path: "str | os.PathLike | None" = None, *, hu: boo
     return img
 
 
-def to_sitk(volume: Volume, hu: bool = False):
-    """A SimpleITK image with the same voxels (stored, or rescaled with ``hu=True``) and geometry."""
+def to_sitk(volume: Any, hu: bool = False):
+    """A SimpleITK image of the :class:`~gpukit.Volume` ``volume``: the same voxels (stored, or rescaled with
+    ``hu=True``) and geometry."""
     import SimpleITK as sitk
 
     a = volume.affine[:3, :3]
@@ -82,7 +86,7 @@ def to_sitk(volume: Volume, hu: bool = False):
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-6):
         raise ValueError("this volume's affine is sheared (e.g. gantry tilt); SimpleITK images cannot hold a "
                          "shear. Resample it to a regular grid first (gpukit.resample).")
-    arr = np.ascontiguousarray(_host(volume.hu()) if hu else volume.to_numpy())
+    arr = np.ascontiguousarray(to_host(volume.hu()) if hu else volume.to_numpy())
     img = sitk.GetImageFromArray(arr)
     img.SetOrigin(tuple(float(x) for x in volume.affine[:3, 3]))
     img.SetSpacing(tuple(float(s) for s in sizes))
@@ -90,8 +94,9 @@ def to_sitk(volume: Volume, hu: bool = False):
     return img
 
 
-def from_sitk(image) -> Volume:
-    """A Volume (values as they are in the image, unit rescale) from a 3-D SimpleITK image."""
+def from_sitk(image, volume_class: type) -> Any:
+    """A ``volume_class`` (:class:`~gpukit.Volume`; values as they are in the image, unit rescale) from a 3-D
+    SimpleITK image. ``Volume.from_sitk(image)`` is the way to call it."""
     import SimpleITK as sitk
 
     if image.GetDimension() != 3:
@@ -102,4 +107,4 @@ def from_sitk(image) -> Volume:
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
     spacing = np.asarray(image.GetSpacing(), dtype=np.float64)
     aff = geometry.from_matvec(direction * spacing, image.GetOrigin())
-    return Volume(arr, aff, {"source": "SimpleITK"})
+    return volume_class(arr, aff, {"source": "SimpleITK"})

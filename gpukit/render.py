@@ -14,10 +14,11 @@ picture means the same thing everywhere:
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
+from .arrays import is_host, to_host
 from .planes import Plane
 
 PLANE_NAMES = ("axial", "coronal", "sagittal", "oblique")
@@ -69,30 +70,46 @@ def plane_for(volume, name: str, *, position_mm: float | None = None, index: flo
     return Plane.oblique(center, n, up, shape, sp)
 
 
-def auto_window(image: np.ndarray) -> tuple[float, float]:
-    """``(center, width)`` spanning the 0.5-99.5 percentiles of the finite values (width at least 1)."""
-    vals = np.asarray(image, dtype=np.float64)
-    vals = vals[np.isfinite(vals)]
+def auto_window(image: Any, xp: Any = np) -> tuple[float, float]:
+    """``(center, width)`` spanning the 0.5-99.5 percentiles of the finite values (width at least 1).
+
+    ``image`` is an ``xp`` array (numpy, or a device array with its namespace): the percentiles are computed
+    where the image lives and only the two numbers come back.
+    """
+    vals = image.astype(xp.float64) if image.dtype != np.float64 else image
+    vals = vals[xp.isfinite(vals)]
     if vals.size == 0:
         return 0.0, 1.0
-    lo, hi = np.percentile(vals, [0.5, 99.5])
+    lo, hi = (float(v) for v in to_host(xp.stack([xp.percentile(vals, 0.5), xp.percentile(vals, 99.5)])))
     return float((lo + hi) / 2), float(max(hi - lo, 1.0))
 
 
-def display(image_hu: np.ndarray, window: WindowSpec = None, volume=None, backend: str | None = None,
+def display(image_hu: Any, window: WindowSpec = None, volume=None, backend: str | None = None,
             invert: bool | None = None) -> np.ndarray:
     """uint8 image(s) of HU values: preset name, ``(center, width)``, ``"auto"``, or None (the file's window, else auto).
 
-    ``invert`` defaults to the volume's MONOCHROME1 (smallest value white).
+    ``invert`` defaults to the volume's MONOCHROME1 (smallest value white). A picture is a host edge: the
+    result is always a numpy array. A device image (an operation's result on a resident volume) is
+    windowed on its device by its backend, and only the uint8 result is copied back.
     """
+    from .backends import get_backend
     from .ops.intensity import file_window, window as _window
 
-    img = np.asarray(image_hu)
+    img = image_hu
+    if is_host(img):
+        be_name = backend if backend is None or get_backend(backend).location == "host" else "numpy"
+        xp = np
+    else:
+        be = get_backend(backend, volume)
+        if not be.owns(img):
+            raise TypeError(f"display: the image is a {type(img).__name__} and the {be.name!r} backend cannot "
+                            f"compute on it; pass the backend of the volume it came from")
+        be_name, xp = be.name, be.xp
     if img.dtype.kind != "f":
-        img = img.astype(np.float32)
+        img = img.astype(xp.float32)
     kw: dict = {}
     if isinstance(window, str) and window == "auto":
-        c, w = auto_window(img)
+        c, w = auto_window(img, xp)
         kw.update(center=c, width=max(w, 1.0))
     elif isinstance(window, str):
         kw["preset"] = window
@@ -101,12 +118,12 @@ def display(image_hu: np.ndarray, window: WindowSpec = None, volume=None, backen
         kw.update(center=float(c), width=float(w))
     else:
         fw = file_window(volume) if volume is not None else None
-        c, w = fw if fw is not None else auto_window(img)
+        c, w = fw if fw is not None else auto_window(img, xp)
         kw.update(center=c, width=max(w, 1.0))
     if invert is None:
         invert = bool(volume is not None and str(volume.meta.get("photometric_interpretation") or "").upper()
                       == "MONOCHROME1")
-    return _window(img, backend=backend, invert=invert, **kw)
+    return to_host(_window(img, backend=be_name, invert=invert, **kw))
 
 
 def to_square_pixels(image: np.ndarray, volume, name: str) -> np.ndarray:

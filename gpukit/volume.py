@@ -113,12 +113,51 @@ class Volume:
         nz, ny, nx = self.shape
         return self.index_to_world([(nx - 1) / 2, (ny - 1) / 2, (nz - 1) / 2])
 
+    # -- where the data lives -------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """Where ``data`` lives: ``"host"`` for a numpy array, else ``"device"`` (a GPU array, or the test
+        stand-in's pretend-device array), with the backend that made it resident: ``"device (cupy)"``."""
+        if isinstance(self.data, np.ndarray):
+            return "host"
+        return f"device ({self.backend})" if self.backend else "device"
+
+    def to(self, backend: str) -> "Volume":
+        """This volume with its data resident where ``backend`` computes, and ``backend`` as its default.
+
+        ``backend``: a backend name (``"cupy"``, ``"numba-cuda"``, ``"numba"``, ``"numpy"``, ``"cuda-host"``),
+        ``"auto"``, or ``"host"`` (the fastest host backend). A GPU backend uploads the stored values once
+        (no copy when they are already there: a CuPy array, or another library's GPU array such as a
+        PyTorch tensor, taken zero-copy through ``__cuda_array_interface__`` or DLPack); a host backend
+        downloads device data. Operations on the returned volume run on ``backend`` by default, keep their
+        results there and never upload the volume again. Geometry and metadata are shared, not copied.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> v = Volume(np.zeros((2, 3, 4), np.int16), np.eye(4)).to("numpy")
+        >>> v.device, v.backend
+        ('host', 'numpy')
+        """
+        from .backends import available_backends, get_backend, resolve_name
+
+        if backend == "host":
+            name = next(n for n in available_backends() if get_backend(n).location == "host")
+        else:
+            name = resolve_name(backend)
+        be = get_backend(name)
+        data = self.data if be.owns(self.data) else (
+            be.to_host(self.data) if be.location == "host" else be.asarray(self.data))
+        if be.location == "device":
+            be.prepare_rescale(self.slopes, self.intercepts)
+        return Volume(data, self.affine, self.meta, backend=name)
+
     # -- values ------------------------------------------------------------------
     def to_numpy(self) -> np.ndarray:
-        """The stored values as a numpy array (a device-to-host copy for GPU data)."""
+        """The stored values as a numpy array (an explicit device-to-host copy for device data)."""
         if isinstance(self.data, np.ndarray):
             return self.data
-        return self.data.get()  # CuPy
+        return self.data.get()  # CuPy, or the stand-in's device array: the named edge
 
     def hu(self, backend: str | None = None):
         """Rescaled values (``stored * slope + intercept`` per slice) as a new array.
@@ -167,7 +206,7 @@ class Volume:
         """A Volume from a 3-D SimpleITK image (LPS, as ITK uses)."""
         from .interop import from_sitk
 
-        return from_sitk(image)
+        return from_sitk(image, cls)
 
     def __repr__(self) -> str:
         sp = ", ".join(f"{s:.4g}" for s in self.spacing)

@@ -9,8 +9,10 @@
 // This header restates, as scalar CUDA C++, the specification written in Python:
 //
 // * gpukit/backends/_math.py     voi_params, rescale_value, voi_value, round_half_away, window_value
-// * gpukit/backends/np_sampler.py the inside rule (EPS), clamping, trilinear / nearest reads, the blend
+// * gpukit/backends/numpy/sampler.py the inside rule (EPS), clamping, trilinear / nearest reads, the blend
 //                                 order a + (b - a) * f, per-slice rescale between the two slices.
+// * gpukit/backends/_sampler_math.py combine_init / combine_step / combine_finish / combine_selects /
+//                                 combine_mirror: the combine rule of the projection modes (gk_combine_*).
 //
 // Every expression is the same float64 expression, in the same order, as the numpy reference, so a
 // module compiled with contraction off (NVRTC --fmad=false, g++ -ffp-contract=off for the host shim)
@@ -109,7 +111,11 @@ __device__ __forceinline__ double gk_window_value(double x, int fcode, double cc
     return y;
 }
 
-// -- reductions with numpy's NaN rule (np.maximum / np.minimum / ndarray.max propagate NaN) -------------
+// -- the combine rule along s (codes.MODES; _sampler_math.combine_*) ------------------------------------
+// Every combination of samples (sample.cu's projections, project.cu's axis fast paths) goes through these;
+// a new mode gets its branch here and nowhere else in the .cu files.
+
+// max / min with numpy's NaN rule (np.maximum / np.minimum / ndarray.max propagate NaN)
 template <typename T>
 __device__ __forceinline__ T gk_max(T acc, T v) {
     return (v > acc || v != v) ? v : acc;  // a NaN acc stays NaN (v > NaN is false, v != v is false)
@@ -118,6 +124,42 @@ __device__ __forceinline__ T gk_max(T acc, T v) {
 template <typename T>
 __device__ __forceinline__ T gk_min(T acc, T v) {
     return (v < acc || v != v) ? v : acc;
+}
+
+// the accumulator before the first sample: _sampler_math.combine_init
+__device__ __forceinline__ double gk_combine_init(int mode) {
+    if (mode == GK_MODE_MAX) return -GK_INF;
+    if (mode == GK_MODE_MIN) return GK_INF;
+    return 0.0;
+}
+
+// acc combined with the sample v (float64, or stored values in their type for the modes that select):
+// _sampler_math.combine_step
+template <typename T>
+__device__ __forceinline__ T gk_combine_step(T acc, T v, int mode) {
+    if (mode == GK_MODE_MAX) return gk_max(acc, v);
+    if (mode == GK_MODE_MIN) return gk_min(acc, v);
+    return (T)(acc + v);
+}
+
+// the result of `count` combined samples: fill when none, the mean's division: _sampler_math.combine_finish
+__device__ __forceinline__ double gk_combine_finish(double acc, long long count, int mode, double fill) {
+    if (count <= 0) return fill;
+    if (mode == GK_MODE_MEAN) return acc / (double)count;
+    return acc;
+}
+
+// whether the result is one of the values (max, min): reducible on stored values in their own type, and
+// commuting with a monotone rescale: _sampler_math.combine_selects
+__device__ __forceinline__ bool gk_combine_selects(int mode) {
+    return mode == GK_MODE_MAX || mode == GK_MODE_MIN;
+}
+
+// the mode whose result through a decreasing rescale (negative slope) is mode's: _sampler_math.combine_mirror
+__device__ __forceinline__ int gk_combine_mirror(int mode) {
+    if (mode == GK_MODE_MAX) return GK_MODE_MIN;
+    if (mode == GK_MODE_MIN) return GK_MODE_MAX;
+    return mode;
 }
 
 // -- the sampler's rule (np_sampler.py) ------------------------------------------------------------------

@@ -21,13 +21,29 @@
 //   values); mean = sum / count, then rescaled. Axis 1: q_stride 1, t_stride nx (coalesced); axis 2:
 //   q_stride nx, t_stride 1 (each thread walks its own row).
 //
-// max / min follow numpy's NaN rule (gk_max / gk_min). Output float32 (the float64 value rounded).
+// Every combination is gpukit_common.cuh's gk_combine_* (max / min follow numpy's NaN rule; a mode that
+// selects -- gk_combine_selects -- is reduced on stored values in IN_T, the others accumulate in float64 from
+// gk_combine_init and end with gk_combine_finish). Output float32 (the float64 value rounded).
 // No shared memory, no synchronisation.
 #include "gpukit_common.cuh"
 
 #ifndef IN_T
 #define IN_T short
 #endif
+
+// stored values src[lo * step] .. src[(hi - 1) * step] combined by `mode` and finished (not rescaled): in IN_T
+// for a mode that selects (max / min), else accumulated in float64 from gk_combine_init
+__device__ __forceinline__ double gk_reduce_stored(const IN_T* __restrict__ src, INDEX_T step, int lo, int hi,
+                                                   int mode) {
+    if (gk_combine_selects(mode)) {
+        IN_T m = src[(INDEX_T)lo * step];
+        for (int u = lo + 1; u < hi; ++u) m = gk_combine_step(m, src[(INDEX_T)u * step], mode);
+        return gk_combine_finish((double)m, hi - lo, mode, 0.0);
+    }
+    double acc = gk_combine_init(mode);
+    for (int u = lo; u < hi; ++u) acc = gk_combine_step(acc, (double)src[(INDEX_T)u * step], mode);
+    return gk_combine_finish(acc, hi - lo, mode, 0.0);
+}
 
 extern "C" __global__ void gk_project_k(const IN_T* __restrict__ data, const double* __restrict__ slopes,
                                         const double* __restrict__ intercepts, float* __restrict__ out,
@@ -37,29 +53,13 @@ extern "C" __global__ void gk_project_k(const IN_T* __restrict__ data, const dou
         const IN_T* __restrict__ src = data + p;
         double acc;
         if (raw) {
-            if (mode == GK_MODE_MEAN) {
-                double sum = 0.0;
-                for (int k = lo; k < hi; ++k) sum += (double)src[(INDEX_T)k * plane];
-                acc = sum / (double)(hi - lo);
-            } else {
-                IN_T m = src[(INDEX_T)lo * plane];
-                if (mode == GK_MODE_MAX) {
-                    for (int k = lo + 1; k < hi; ++k) m = gk_max(m, src[(INDEX_T)k * plane]);
-                } else {
-                    for (int k = lo + 1; k < hi; ++k) m = gk_min(m, src[(INDEX_T)k * plane]);
-                }
-                acc = (double)m;
-            }
+            acc = gk_reduce_stored(src, plane, lo, hi, mode);
             acc = acc * slopes[lo] + intercepts[lo];
         } else {
             acc = (double)src[(INDEX_T)lo * plane] * slopes[lo] + intercepts[lo];
-            for (int k = lo + 1; k < hi; ++k) {
-                const double h = (double)src[(INDEX_T)k * plane] * slopes[k] + intercepts[k];
-                if (mode == GK_MODE_MAX) acc = gk_max(acc, h);
-                else if (mode == GK_MODE_MIN) acc = gk_min(acc, h);
-                else acc += h;
-            }
-            if (mode == GK_MODE_MEAN) acc /= (double)(hi - lo);
+            for (int k = lo + 1; k < hi; ++k)
+                acc = gk_combine_step(acc, (double)src[(INDEX_T)k * plane] * slopes[k] + intercepts[k], mode);
+            acc = gk_combine_finish(acc, hi - lo, mode, 0.0);
         }
         out[p] = (float)acc;
     }
@@ -74,22 +74,10 @@ extern "C" __global__ void gk_project_ji(const IN_T* __restrict__ data, const do
     for (INDEX_T k = blockIdx.y; k < nz; k += gridDim.y) {
         const double s = slopes[k];
         const double t = intercepts[k];
+        const int m = s >= 0.0 ? mode : gk_combine_mirror(mode);  // a negative slope swaps max and min
         for (INDEX_T q = first; q < nq; q += stride) {
             const IN_T* __restrict__ src = data + k * slice_stride + q * q_stride;
-            double raw;
-            if (mode == GK_MODE_MEAN) {
-                double sum = 0.0;
-                for (int u = lo; u < hi; ++u) sum += (double)src[(INDEX_T)u * t_stride];
-                raw = sum / (double)(hi - lo);
-            } else {
-                IN_T m = src[(INDEX_T)lo * t_stride];
-                if ((mode == GK_MODE_MAX) == (s >= 0.0)) {
-                    for (int u = lo + 1; u < hi; ++u) m = gk_max(m, src[(INDEX_T)u * t_stride]);
-                } else {
-                    for (int u = lo + 1; u < hi; ++u) m = gk_min(m, src[(INDEX_T)u * t_stride]);
-                }
-                raw = (double)m;
-            }
+            const double raw = gk_reduce_stored(src, t_stride, lo, hi, m);
             out[k * nq + q] = (float)(raw * s + t);
         }
     }

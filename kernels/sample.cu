@@ -16,9 +16,10 @@
 //
 // One thread per output pixel (c, r) marching along s (grid-stride in both c and r):
 //   gk_sample_none_{linear,nearest}     mode none: out (ns, nr, nc), every sample written
-//   gk_sample_combine_{linear,nearest}  `mode` max (1), min (2), mean (3): out (nr, nc), the inside
-//                                       samples of the ray combined (np.maximum / np.minimum NaN rule;
-//                                       mean = sum / count); a ray with no inside sample gives `fill`.
+//   gk_sample_combine_{linear,nearest}  `mode` max, min, mean (GK_MODE_*): out (nr, nc), the inside
+//                                       samples of the ray combined by gk_combine_init / _step / _finish
+//                                       (gpukit_common.cuh: np.maximum / np.minimum NaN rule; mean = sum /
+//                                       count); a ray with no inside sample gives `fill`.
 // The interpolation is compiled in (it decides the memory reads); the combination is a launch-uniform
 // branch (one instantiation instead of three keeps NVRTC compile time down).
 // Projections first clip each ray to the steps whose samples can be inside (nb_sampler's analytic
@@ -128,22 +129,18 @@ __device__ __forceinline__ void gk_sample_body(GK_SAMPLE_PARAMS) {
                 if (s0 < 0) s0 = 0;
                 if (s1 > ns - 1) s1 = ns - 1;
             }
-            double acc = mode == GK_MODE_MAX ? -GK_INF : (mode == GK_MODE_MIN ? GK_INF : 0.0);
+            double acc = gk_combine_init(mode);
             int cnt = 0;
             for (int s = s0; s <= s1; ++s) {
                 const double x = bx + a02 * (double)s + b0;
                 const double y = by + a12 * (double)s + b1;
                 const double z = bz + a22 * (double)s + b2;
                 if (!gk_inside(x, y, z, xl, yl, zl, eps)) continue;
-                const double v = gk_read<LINEAR>(data, nx, ny, nz, slopes, intercepts, uniform, x, y, z);
-                if (mode == GK_MODE_MAX) acc = gk_max(acc, v);
-                else if (mode == GK_MODE_MIN) acc = gk_min(acc, v);
-                else acc += v;
+                acc = gk_combine_step(acc, gk_read<LINEAR>(data, nx, ny, nz, slopes, intercepts, uniform, x, y, z),
+                                      mode);
                 ++cnt;
             }
-            double res = fill;
-            if (cnt > 0) res = mode == GK_MODE_MEAN ? acc / (double)cnt : acc;
-            out[(INDEX_T)r * nc + c] = gk_store(res, w);
+            out[(INDEX_T)r * nc + c] = gk_store(gk_combine_finish(acc, cnt, mode, fill), w);
         }
     }
 }

@@ -45,3 +45,33 @@ def hu_from_pydicom(folder: Path):
                        apply_modality_lut(ds.pixel_array, ds).astype(np.float64)))
     slices.sort(key=lambda t: t[0])
     return np.stack([s for _, s in slices])
+
+
+# -- one backend fixture over every backend that can run here ------------------------------------------------------
+#: every compute backend, with the device stand-in ``cuda-host`` (the real CUDA C++ kernels on the CPU, on strict
+#: pretend-device arrays); GPU backends skip with the reason where there is no device
+BACKENDS = ("numpy", "numba", "cuda-host", "cupy", "numba-cuda")
+
+
+def require_backend(name: str) -> str:
+    """``name`` when it can run here, else skip with what it lacks."""
+    from gpukit.backends import lookup
+
+    be = lookup(name)
+    if not be.is_available():
+        pytest.skip(f"backend {name!r} cannot run here: {'; '.join(be.missing_dependencies())}")
+    return name
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """Each backend in turn (one test body, every backend: the CuPy testing habit)."""
+    return require_backend(request.param)
+
+
+def host(a):
+    """A result brought to the host through gpukit's one explicit edge (device arrays are never converted
+    implicitly; the stand-in raises if anything tries)."""
+    from gpukit.arrays import to_host
+
+    return to_host(a)

@@ -9,8 +9,8 @@ What runs here (no GPU, no CUDA driver):
 * ``ptxas`` (CUDA 13, when installed) assembles sm_90 PTX with no register spills;
 * a broken source is reported with the compiler's log;
 * the same ``.cu`` sources, compiled as C++ with the host shim
-  (:mod:`gpukit.backends.cuda_host`), run through the very wrapper the cupy
-  backend uses (:class:`~gpukit.backends.cuda_kernels.CudaKernels`: module
+  (:mod:`gpukit.backends.cuda_host.shim`), run through the very wrapper the cupy
+  backend uses (:class:`~gpukit.backends.cuda.kernels.CudaKernels`: module
   choice, 64-bit index choice, launch sizes, argument types checked against
   each kernel's parameter list) and are cross-checked against the numpy
   reference, with launch sizes shrunk so small inputs span several blocks and
@@ -45,10 +45,15 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import gpukit
+from gpukit.arrays import to_host
 from gpukit import Plane, Volume
 from gpukit import backends
-from gpukit.backends import cuda_host, cuda_src as cs, cupy_backend, np_intensity, np_sampler
-from gpukit.backends.cuda_kernels import CudaKernels, LaunchConfig
+from gpukit.backends.cuda_host import shim as cuda_host
+from gpukit.backends.cuda import src as cs
+from gpukit.backends.cupy import launcher as cupy_backend
+from gpukit.backends.numpy import intensity as np_intensity
+from gpukit.backends.numpy import sampler as np_sampler
+from gpukit.backends.cuda.kernels import CudaKernels, LaunchConfig
 from gpukit.errors import BackendUnavailableError, EnvironmentProblem, GpukitError
 from gpukit.ops.intensity import window_dtype
 from gpukit.ops.sampling import default_fill, index_map
@@ -571,6 +576,9 @@ def test_index_width_is_chosen_in_python(prebuilt):
         def __init__(self):
             self.specs = []
 
+        def device_id(self):
+            return LAUNCHER.device_id()
+
         def function(self, spec, entry):
             self.specs.append(spec)
             return LAUNCHER.function(spec, entry)
@@ -626,9 +634,15 @@ def test_launch_sizes_and_source_assembly():
 # -- the ops layer over the host shim (the cupy backend's wrapper behind gpukit's public functions) ----------------
 @pytest.fixture
 def host_backend(monkeypatch, prebuilt):
-    monkeypatch.setitem(backends.REGISTRY, "cuda-host", "gpukit.backends.cuda_host")
-    monkeypatch.setattr(cuda_host.KERNELS, "config", SMALL)
+    """The registered ``cuda-host`` stand-in (strict device arrays) with launch sizes small enough that these
+    small inputs span several blocks; results come back through the explicit edge (``H``)."""
+    monkeypatch.setattr(backends.get_backend("cuda-host").kernels(), "config", SMALL)
     return "cuda-host"
+
+
+def H(a):
+    """A stand-in device result brought to the host explicitly (the test's own edge)."""
+    return to_host(a)
 
 
 @needs_cxx
@@ -638,27 +652,27 @@ def test_ops_layer_through_the_host_backend(host_backend):
     vol.meta["window_center"], vol.meta["window_width"] = [40.0], [400.0]
     for kw in ({}, {"preset": "lung"}, {"function": "SIGMOID", "center": 0, "width": 700, "out_range": (0, 4095)},
                {"center": 40, "width": 400, "out_range": (0.0, 1.0), "invert": True}):
-        a = gpukit.window(vol, backend=host_backend, **kw)
+        a = H(gpukit.window(vol, backend=host_backend, **kw))
         b = gpukit.window(vol, backend="numpy", **kw)
         assert a.dtype == b.dtype
         assert np.abs(a.astype(np.float64) - b.astype(np.float64)).max() <= (
             (1 if a.dtype.kind in "iu" else 1e-4) if kw.get("function") == "SIGMOID" else 0), kw
     hu = gpukit.rescale(vol, backend="numpy")
-    np.testing.assert_array_equal(gpukit.rescale(vol, backend=host_backend), hu)
+    np.testing.assert_array_equal(H(gpukit.rescale(vol, backend=host_backend)), hu)
     ivol = Volume(rng.integers(0, 3000, (5, 6, 7)).astype(np.uint16), np.eye(4), {"rescale_intercept": -1024.0})
-    r = gpukit.rescale(ivol, backend=host_backend)            # int16 decided from the data's min/max (minmax_kernel)
+    r = H(gpukit.rescale(ivol, backend=host_backend))            # int16 decided from the data's min/max (minmax_kernel)
     assert r.dtype == np.int16 and np.array_equal(r, gpukit.rescale(ivol, backend="numpy"))
     assert default_fill(vol, backend=host_backend) == default_fill(vol, backend="numpy")
     plane = Plane.rotated(vol, (30, 10, -20), shape=(21, 17), spacing=0.8)
     for interp in ("linear", "nearest"):
-        np.testing.assert_allclose(gpukit.reslice(vol, plane, interp=interp, backend=host_backend),
+        np.testing.assert_allclose(H(gpukit.reslice(vol, plane, interp=interp, backend=host_backend)),
                                    gpukit.reslice(vol, plane, interp=interp, backend="numpy"), rtol=0, atol=tol(vol))
-    np.testing.assert_array_equal(gpukit.reslice(vol, plane, window=(40, 400), backend=host_backend),
+    np.testing.assert_array_equal(H(gpukit.reslice(vol, plane, window=(40, 400), backend=host_backend)),
                                   gpukit.reslice(vol, plane, window=(40, 400), backend="numpy"))
     for target in (plane, "axial", "coronal", 0, 1, 2):
         for mode in ("max", "min", "mean"):
-            a = gpukit.project(vol, target, mode=mode, thickness_mm=3.0 if target is plane else None,
-                               backend=host_backend)
+            a = H(gpukit.project(vol, target, mode=mode, thickness_mm=3.0 if target is plane else None,
+                               backend=host_backend))
             b = gpukit.project(vol, target, mode=mode, thickness_mm=3.0 if target is plane else None,
                                backend="numpy")
             np.testing.assert_allclose(a, b, rtol=0, atol=tol(vol), err_msg=f"{target} {mode}")
@@ -667,11 +681,11 @@ def test_ops_layer_through_the_host_backend(host_backend):
         a = gpukit.resample(ivol, aff, (4, 6, 5), interp=interp, backend=host_backend)
         b = gpukit.resample(ivol, aff, (4, 6, 5), interp=interp, backend="numpy")
         assert a.data.dtype == b.data.dtype
-        np.testing.assert_allclose(a.data, b.data, rtol=0, atol=tol(ivol))
-    np.testing.assert_allclose(gpukit.rotating_mip(vol, 3, shape=(9, 11), backend=host_backend),
+        np.testing.assert_allclose(H(a.data), b.data, rtol=0, atol=tol(ivol))
+    np.testing.assert_allclose(H(gpukit.rotating_mip(vol, 3, shape=(9, 11), backend=host_backend)),
                                gpukit.rotating_mip(vol, 3, shape=(9, 11), backend="numpy"), rtol=0, atol=tol(vol))
     rs = gpukit.Reslicer(vol, backend=host_backend, fill=FILL)
-    np.testing.assert_allclose(rs.reslice(plane), gpukit.reslice(vol, plane, fill=FILL, backend="numpy"),
+    np.testing.assert_allclose(H(rs.reslice(plane)), gpukit.reslice(vol, plane, fill=FILL, backend="numpy"),
                                rtol=0, atol=tol(vol))
 
 
@@ -704,33 +718,33 @@ def test_real_ct_intensity_equals_numpy(ct, prebuilt):
 
 @needs_cxx
 def test_real_ct_sampler_equals_numpy(ct, host_backend):
-    cuda_host.KERNELS.config = LaunchConfig()      # production launch sizes (the fixture restores SMALL's owner)
+    backends.get_backend("cuda-host").kernels().config = LaunchConfig()   # production launch sizes (the fixture restores)
     hu = ct.hu(backend="numpy").astype(np.float32)
     nz = ct.shape[0]
     for k in (0, 37, nz - 1):
-        np.testing.assert_array_equal(gpukit.reslice(ct, Plane.axial(ct, index=k), backend=host_backend), hu[k])
-    np.testing.assert_array_equal(gpukit.reslice(ct, Plane.coronal(ct, index=300), backend=host_backend),
+        np.testing.assert_array_equal(H(gpukit.reslice(ct, Plane.axial(ct, index=k), backend=host_backend)), hu[k])
+    np.testing.assert_array_equal(H(gpukit.reslice(ct, Plane.coronal(ct, index=300), backend=host_backend)),
                                   hu[::-1, 300])
-    np.testing.assert_array_equal(gpukit.reslice(ct, Plane.sagittal(ct, index=200), backend=host_backend),
+    np.testing.assert_array_equal(H(gpukit.reslice(ct, Plane.sagittal(ct, index=200), backend=host_backend)),
                                   hu[::-1, :, 200])
     for axis in (0, 1, 2):
-        np.testing.assert_allclose(gpukit.project(ct, axis, backend=host_backend), hu.max(axis=axis), rtol=0,
+        np.testing.assert_allclose(H(gpukit.project(ct, axis, backend=host_backend)), hu.max(axis=axis), rtol=0,
                                    atol=1e-3)
-    np.testing.assert_allclose(gpukit.project(ct, 0, mode="mean", backend=host_backend),
+    np.testing.assert_allclose(H(gpukit.project(ct, 0, mode="mean", backend=host_backend)),
                                gpukit.project(ct, 0, mode="mean", backend="numpy"), rtol=0, atol=1e-3)
     plane = Plane.rotated(ct, (55, -15, 40), shape=(200, 220), spacing=0.9)
     ref = gpukit.reslice(ct, plane, fill=FILL, backend="numpy")
-    got = gpukit.reslice(ct, plane, fill=FILL, backend=host_backend)
+    got = H(gpukit.reslice(ct, plane, fill=FILL, backend=host_backend))
     assert (ref == np.float32(FILL)).sum() > 1000 and (ref != np.float32(FILL)).sum() > 20000
     np.testing.assert_array_equal(ref == np.float32(FILL), got == np.float32(FILL))
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-3)          # 1e-6 x max |HU| (about 3000)
     for mode in ("max", "mean"):
         a = gpukit.project(ct, plane, mode=mode, thickness_mm=4.0, backend="numpy")
-        b = gpukit.project(ct, plane, mode=mode, thickness_mm=4.0, backend=host_backend)
+        b = H(gpukit.project(ct, plane, mode=mode, thickness_mm=4.0, backend=host_backend))
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-3)
     coarse = Plane.rotated(ct, (30, 0, 60), shape=(48, 48), spacing=8.0)       # a full oblique MIP, coarse
     a = gpukit.project(ct, coarse, step_mm=3.0, backend="numpy")
-    b = gpukit.project(ct, coarse, step_mm=3.0, backend=host_backend)
+    b = H(gpukit.project(ct, coarse, step_mm=3.0, backend=host_backend))
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-3)
 
 
@@ -748,15 +762,18 @@ def test_wheel_ships_the_kernels_and_an_installed_copy_runs_them(tmp_path):
         zf.extractall(tmp_path / "site")
     want = sorted(f"gpukit/kernels/{p.name}" for p in (ROOT / "kernels").iterdir() if p.suffix in (".cu", ".cuh", ".h"))
     assert shipped == want and "gpukit/kernels/gpukit_common.cuh" in shipped and "gpukit/kernels/sample.cu" in shipped
-    assert "gpukit/backends/cupy_backend.py" in names and "gpukit/backends/cuda_host.py" in names
+    assert "gpukit/backends/cupy/launcher.py" in names and "gpukit/backends/cuda_host/shim.py" in names
     code = """
 import json, sys, numpy as np, gpukit
-from gpukit.backends import cuda_src as cs, cuda_host, np_intensity
+from gpukit.backends.cuda import src as cs
+from gpukit.backends.cuda.kernels import CudaKernels
+from gpukit.backends.cuda_host import shim as cuda_host
+from gpukit.backends.numpy import intensity as np_intensity
 spec = cs.window_spec("int16", "uint8", False)
 out = {"gpukit": gpukit.__file__, "kernels": str(cs.kernel_dir()), "source": cs.assemble(spec), "ok": None}
 if cuda_host.is_available():
     d = np.arange(-1200, 1200, dtype=np.int16).reshape(2, 30, 40)
-    a = cuda_host.window_kernel(d, np.ones(2), np.zeros(2), 40.0, 400.0, 0, 0.0, 255.0, False, np.empty(d.shape, np.uint8))
+    a = CudaKernels(cuda_host.HostLauncher()).window_kernel(d, np.ones(2), np.zeros(2), 40.0, 400.0, 0, 0.0, 255.0, False, np.empty(d.shape, np.uint8))
     b = np_intensity.window_kernel(d, np.ones(2), np.zeros(2), 40.0, 400.0, 0, 0.0, 255.0, False, np.empty(d.shape, np.uint8))
     out["ok"] = bool(np.array_equal(a, b)) and len(np.unique(b)) > 100
 print(json.dumps(out))
@@ -774,18 +791,18 @@ print(json.dumps(out))
 
 # -- the backend's registry face ---------------------------------------------------------------------------------------
 def test_cupy_backend_registry_face_and_light_import():
-    assert cupy_backend.NAME == "cupy" and cupy_backend.ARRAY == "cupy"
+    be = backends.lookup("cupy")
+    assert be.name == "cupy" and be.location == "device" and be.auto and not be.standin
     avail = cupy_backend.is_available()
     missing = cupy_backend.missing_dependencies()
-    assert isinstance(avail, bool) and avail == (missing == [])
+    assert isinstance(avail, bool) and avail == (missing == []) and be.is_available() == avail
     if not avail:
         assert any("CUDA device" in m or "cupy-cuda12x" in m for m in missing), missing
         with pytest.raises(BackendUnavailableError, match="cupy"):
             backends.resolve_name("cupy")
-    for name in ("rescale_kernel", "window_kernel", "minmax_kernel", "sample_grid", "project_axis", "slice_extrema",
-                 "sampler_warmup"):
-        assert callable(getattr(cupy_backend, name)) and callable(getattr(cuda_host, name))
-    code = ("import sys, numpy as np, gpukit; from gpukit.backends import cupy_backend; cupy_backend.is_available(); "
+    assert "cupy" not in backends.available_backends() or avail
+    code = ("import sys, numpy as np, gpukit; from gpukit.backends.cupy import launcher as cupy_backend; "
+            "cupy_backend.is_available(); "
             "gpukit.window(np.zeros((2, 3)), 0, 10, backend='numpy'); "
             "a = cupy_backend.is_available(); "
             "print(int('cupy' in sys.modules and not a), int('cupy_backends' in sys.modules and not a))")

@@ -32,7 +32,13 @@ from pydicom.pixels import apply_modality_lut, apply_windowing
 
 import gpukit
 from gpukit import Volume
-from gpukit.backends import nb_intensity, np_intensity, numba_backend, numpy_backend, set_backend
+from gpukit.backends import set_backend
+from gpukit.backends.numba import intensity as nb_intensity
+from gpukit.backends.numpy import intensity as np_intensity
+from gpukit.backends import get_backend
+
+numba_backend = get_backend("numba")
+numpy_backend = get_backend("numpy")
 from gpukit.errors import BackendUnavailableError, GpukitError
 from gpukit.ops.intensity import NoWindowError, WindowParameterError, rescale, window, window_dtype
 from gpukit.presets import PRESETS, UnknownPresetError, get_preset
@@ -498,7 +504,7 @@ class _Spy:
         for mod in (numpy_backend, numba_backend):
             real = mod.window_kernel
 
-            def spy(*args, _name=mod.NAME, _real=real):
+            def spy(*args, _name=mod.name, _real=real):
                 self.calls.append(_name)
                 return _real(*args)
 

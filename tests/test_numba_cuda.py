@@ -34,13 +34,14 @@ SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 # -- registry ----------------------------------------------------------------------------------------------------------
 def test_importing_the_backend_module_does_not_import_numba():
-    code = ("import sys, gpukit.backends.numba_cuda_backend as m; m.NAME, m.ARRAY, m.DEPENDENCIES; "
+    code = ("import sys, gpukit.backends.numba_cuda as m; b = m.BACKEND; b.name, b.location, b.dependencies; "
             "assert 'numba' not in sys.modules, sorted(k for k in sys.modules if 'numba' in k)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_unavailable_here_names_what_is_missing():
-    from gpukit.backends import backend_report, missing_dependencies, numba_cuda_backend, resolve_name
+    from gpukit.backends import backend_report, missing_dependencies, resolve_name
+    from gpukit.backends import numba_cuda as numba_cuda_backend
     from gpukit.errors import BackendUnavailableError
 
     if numba_cuda_backend.is_available():
@@ -51,13 +52,19 @@ def test_unavailable_here_names_what_is_missing():
         resolve_name("numba-cuda")
     assert resolve_name("auto") != "numba-cuda"
     row = next(r for r in backend_report() if r["name"] == "numba-cuda")
-    assert row == {"name": "numba-cuda", "available": False, "missing": missing, "array": "cupy"}
-    # the kernels are reachable through the backend module (imported on first use), and nothing else is
-    assert callable(numba_cuda_backend.sample_grid) and not hasattr(numba_cuda_backend, "brick_extrema")
+    assert row == {"name": "numba-cuda", "available": False, "missing": missing, "location": "device", "auto": True,
+                   "capabilities": ["concurrent_calls"]}
+    # the kernels are reachable through the backend (imported on first use); capabilities it lacks are refused
+    be = numba_cuda_backend.BACKEND
+    assert callable(be.kernels().sample_grid) and not be.has("brick_skipping")
+    from gpukit.errors import CapabilityError
+
+    with pytest.raises(CapabilityError, match="brick_skipping"):
+        be.brick_extrema(None, None, None)
 
 
 def test_simulator_is_never_reported_as_a_device():
-    code = ("import gpukit.backends.numba_cuda_backend as m; "
+    code = ("import gpukit.backends.numba_cuda as m; "
             "assert not m.is_available(); assert 'simulator' in m.missing_dependencies()[0], m.missing_dependencies()")
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
@@ -117,7 +124,7 @@ def exp_constants():
     _nvvm()
     from numba import cuda, float64
 
-    from gpukit.backends import nbcuda_kernels as K
+    from gpukit.backends.numba_cuda import kernels as K
 
     def exp_only(x, out):
         out[0] = math.exp(-4.0 * (x[0] - x[1]) / x[2])
@@ -132,13 +139,13 @@ def exp_constants():
 @pytest.fixture(scope="module")
 def signatures():
     _nvvm()
-    from gpukit.backends import nbcuda_kernels as K
+    from gpukit.backends.numba_cuda import kernels as K
 
     return K.signatures()
 
 
 def _check_ptx(name, sig, cc, exp_constants):
-    from gpukit.backends import nbcuda_kernels as K
+    from gpukit.backends.numba_cuda import kernels as K
 
     ptx = K.compile_ptx(name, sig, cc)
     assert f".target sm_{cc[0]}{cc[1]}" in ptx
@@ -149,7 +156,7 @@ def _check_ptx(name, sig, cc, exp_constants):
 
 
 def test_every_kernel_and_type_combination_compiles_for_sm80(signatures, exp_constants):
-    from gpukit.backends import nbcuda_kernels as K
+    from gpukit.backends.numba_cuda import kernels as K
 
     assert {n for n, _ in signatures} == set(K.PYFUNCS)            # every kernel is in the list
     stored = {str(sig[0].dtype) for _, sig in signatures}
@@ -167,7 +174,7 @@ def test_every_kernel_compiles_for_other_architectures(signatures, exp_constants
             continue
         seen.add(name)
         _check_ptx(name, sig, cc, exp_constants)
-    from gpukit.backends import nbcuda_kernels as K
+    from gpukit.backends.numba_cuda import kernels as K
 
     assert seen == set(K.PYFUNCS)
 
@@ -176,7 +183,7 @@ def test_the_fma_check_catches_a_default_compile(signatures, exp_constants):
     """Without ``contraction_off`` NVVM fuses the rescale and the window's blend: the check must say so."""
     from numba import cuda
 
-    from gpukit.backends import nbcuda_kernels as K
+    from gpukit.backends.numba_cuda import kernels as K
 
     sigs = dict(signatures)
     for name in ("rescale", "window", "resample"):
@@ -189,14 +196,20 @@ def test_the_fma_check_catches_a_default_compile(signatures, exp_constants):
 
 def test_kernels_call_the_shared_njit_helpers():
     """One definition of the maths: the kernels reach the same @njit objects the Numba CPU kernels use."""
-    from gpukit.backends import _math, _sampler_math, nb_sampler, nbcuda_kernels as K
+    from gpukit.backends import _math, _sampler_math
+    from gpukit.backends.numba import sampler as nb_sampler
+    from gpukit.backends.numba_cuda import kernels as K
 
     if K.SIMULATOR:
         pytest.skip("under the simulator the kernels call the helpers' Python functions")
     assert K._rescale_value is _math.rescale_value and K._window_value is _math.window_value
-    for name in ("_inside", "_linear", "_nearest", "_ray_range"):
+    for name in ("_inside", "_linear", "_nearest", "_ray_range", "_ray_combine"):
         assert getattr(K, name) is getattr(_sampler_math, name)
     assert nb_sampler._linear is _sampler_math._linear and nb_sampler._ray_range is _sampler_math._ray_range
+    for name in ("combine_init", "combine_step", "combine_finish", "combine_selects", "combine_mirror"):
+        assert getattr(K, "_" + name) is getattr(_sampler_math, name)      # the combine rule: once, both targets
+        assert getattr(nb_sampler, name) is getattr(_sampler_math, name)
+    assert nb_sampler._ray_combine is _sampler_math._ray_combine
 
 
 # -- the simulator ---------------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ MODES = ["none", "max", "min", "mean"]
 
 @pytest.fixture(autouse=True)
 def small_launches(monkeypatch):
-    from gpukit.backends import nbcuda_kernels as K
+    from gpukit.backends.numba_cuda import kernels as K
 
     monkeypatch.setattr(K, "THREADS", 8)
     monkeypatch.setattr(K, "MAX_BLOCKS", 3)
@@ -77,7 +77,7 @@ def _to_dev(cuda, a):
 
 
 def test_launches_span_several_blocks(small_launches):
-    from gpukit.backends import nbcuda_ops as G
+    from gpukit.backends.numba_cuda import ops as G
 
     (bx, by), threads = G._slice_grid(3, 5 * 14)
     assert threads == 8 and bx == 3 and by == 2           # 24 threads along x for 70 values: each loops
@@ -121,7 +121,8 @@ WINDOW_CASES = [
 
 @pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: f"{c[0]}-{c[1]}-{np.dtype(c[5]).name}")
 def test_window_equals_numpy(cuda, case):
-    from gpukit.backends import nbcuda_ops as G, np_intensity as NI
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import intensity as NI
 
     dtype, fn, center, width, (lo, hi), odt, invert = case
     rng = np.random.default_rng(WINDOW_CASES.index(case))
@@ -150,7 +151,8 @@ def test_window_equals_numpy(cuda, case):
     ("float32", np.float32, [1.0, 0.5, 2.5], [0.0, -1024.0, 1.5]),
 ])
 def test_rescale_equals_numpy(cuda, dtype, out_dtype, slopes, intercepts):
-    from gpukit.backends import nbcuda_ops as G, np_intensity as NI
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import intensity as NI
 
     rng = np.random.default_rng(5)
     if np.dtype(dtype).kind == "f":
@@ -170,7 +172,9 @@ def test_rescale_equals_numpy(cuda, dtype, out_dtype, slopes, intercepts):
 
 @pytest.mark.parametrize("dtype", ["int16", "uint16", "uint8", "int32", "uint32", "float32", "float64"])
 def test_minmax_and_slice_extrema_equal_numpy(cuda, dtype):
-    from gpukit.backends import nbcuda_ops as G, np_intensity as NI, np_sampler as NS
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import intensity as NI
+    from gpukit.backends.numpy import sampler as NS
 
     rng = np.random.default_rng(11)
     dt = np.dtype(dtype)
@@ -193,7 +197,7 @@ def test_minmax_and_slice_extrema_equal_numpy(cuda, dtype):
 
 
 def test_host_arrays_are_refused_with_the_fix(cuda):
-    from gpukit.backends import nbcuda_ops as G
+    from gpukit.backends.numba_cuda import ops as G
 
     with pytest.raises(TypeError, match="cupy.asarray"):
         G.minmax_kernel(np.zeros((2, 2, 2), np.int16))
@@ -233,7 +237,8 @@ def _hu_max(data, s, t):
 @pytest.mark.parametrize("seed,dtype,per_slice", [(1, "int16", False), (2, "int16", True), (3, "float32", True),
                                                   (4, "uint16", True)])
 def test_sample_grid_equals_numpy(cuda, seed, dtype, per_slice):
-    from gpukit.backends import nbcuda_ops as G, np_sampler as NS
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import sampler as NS
 
     rng = np.random.default_rng(seed)
     data, s, t = _volume(rng, dtype, per_slice)
@@ -254,7 +259,8 @@ def test_sample_grid_equals_numpy(cuda, seed, dtype, per_slice):
 
 
 def test_nearest_resample_into_int16_and_a_single_plane(cuda):
-    from gpukit.backends import nbcuda_ops as G, np_sampler as NS
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import sampler as NS
 
     rng = np.random.default_rng(9)
     data, s, t = _volume(rng, "int16", False)
@@ -269,7 +275,8 @@ def test_nearest_resample_into_int16_and_a_single_plane(cuda):
 
 def test_boundary_rule_eps_and_rays_that_miss(cuda):
     """Just inside (within EPS) reads the edge voxel; beyond EPS gives the fill; a ray missing the volume: fill."""
-    from gpukit.backends import nbcuda_ops as G, np_sampler as NS
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import sampler as NS
 
     rng = np.random.default_rng(3)
     data, s, t = _volume(rng, "int16", True)
@@ -288,7 +295,8 @@ def test_boundary_rule_eps_and_rays_that_miss(cuda):
 
 @pytest.mark.parametrize("slopes_kind", ["uniform", "per_slice", "negative"])
 def test_project_axis_equals_numpy(cuda, slopes_kind):
-    from gpukit.backends import nbcuda_ops as G, np_sampler as NS
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import sampler as NS
 
     rng = np.random.default_rng(21)
     data, s, t = _volume(rng, "int16", slopes_kind != "uniform")
@@ -321,7 +329,9 @@ def ct_crop():
 
 
 def test_real_ct_crop_window_rescale_and_sampler_equal_numpy(cuda, ct_crop):
-    from gpukit.backends import nbcuda_ops as G, np_intensity as NI, np_sampler as NS
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import intensity as NI
+    from gpukit.backends.numpy import sampler as NS
     vol, data = ct_crop
     nz = data.shape[0]
     s = vol.slopes[:nz].copy()
@@ -355,7 +365,9 @@ def test_real_ct_crop_window_rescale_and_sampler_equal_numpy(cuda, ct_crop):
                                        "simulator)")
 def test_device_kernels_take_cupy_arrays_and_have_no_fused_multiply_add(cuda):
     cupy = pytest.importorskip("cupy")
-    from gpukit.backends import nbcuda_kernels as K, nbcuda_ops as G, np_intensity as NI
+    from gpukit.backends.numba_cuda import kernels as K
+    from gpukit.backends.numba_cuda import ops as G
+    from gpukit.backends.numpy import intensity as NI
 
     rng = np.random.default_rng(4)
     data = rng.integers(0, 4096, size=(4, 33, 65)).astype(np.uint16)

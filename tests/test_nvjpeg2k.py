@@ -21,7 +21,7 @@ import pytest
 
 from conftest import DATA, data_path
 
-from gpukit.backends import nvjpeg2k as J
+from gpukit.dicom import nvjpeg2k as J
 from gpukit.errors import DecodeError, MissingDecoderError
 
 J2K_SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")

@@ -25,7 +25,9 @@ from scipy import ndimage
 
 import gpukit
 from gpukit import Plane, Volume
-from gpukit.backends import get_backend, nb_sampler, np_sampler
+from gpukit.backends import get_backend
+from gpukit.backends.numba import sampler as nb_sampler
+from gpukit.backends.numpy import sampler as np_sampler
 from gpukit.ops.intensity import rescale
 from gpukit.ops.sampling import index_map
 from gpukit.planes import rotation_matrix
@@ -594,6 +596,15 @@ def test_bricked_reslicer_equals_numpy(interp):
         got = rs.reslice(plane)
         np.testing.assert_array_equal(ref == np.float32(FILL), got == np.float32(FILL))
         np.testing.assert_allclose(got, ref, rtol=0, atol=tol(vol, 1e-6))
+    # the bricked layout with the fused window stage: the same uint8 image as the two-pass numpy reference
+    ws = gpukit.Reslicer(vol, backend="numba", interp=interp, fill=FILL, layout="bricked", window=(40, 400))
+    for _ in range(3):
+        plane = random_plane(rng, vol, shape=(23, 19))
+        ref8 = gpukit.window(gpukit.reslice(vol, plane, interp=interp, fill=FILL, backend="numpy"), 40, 400,
+                             backend="numpy")
+        got8 = ws.reslice(plane)
+        assert got8.dtype == np.uint8 and np.unique(ref8).size > 5
+        np.testing.assert_array_equal(got8, ref8)
     assert gpukit.Reslicer(vol, backend="numba").layout == "plain"       # small: the plain layout is faster
     with pytest.raises(ValueError, match="bricked"):
         gpukit.Reslicer(vol, backend="numpy", layout="bricked")
@@ -764,3 +775,120 @@ def test_bench_sampling_smallest_size_runs():
     assert rows and all({"op", "impl", "median_s", "p10_s", "p90_s"} <= set(r) for r in rows)
     impls = {r["impl"] for r in rows}
     assert any("numba" in i for i in impls) and any("SimpleITK" in i for i in impls)
+
+
+# -- the fused window stage (sample_grid(..., window=...)) -------------------------------------------------------------
+WINDOW_FUNCTIONS = ["LINEAR", "LINEAR_EXACT", "SIGMOID"]
+WINDOW = (1000.0, 2500.0)            # centre, width: spans the HU of random_volume (about -1100 .. 5000)
+
+
+def _fused_case(seed: int, mode: str):
+    """A small per-slice-rescaled volume and a grid that leaves the volume (fill, empty rays) in places."""
+    rng = np.random.default_rng(seed)
+    vol = random_volume(rng, (9, 10, 11), per_slice=True)
+    plane = Plane.oblique(vol.center, rng.normal(size=3), rng.normal(size=3), (12, 13), (1.7, 1.6))
+    grid = (3, 12, 13) if mode == "none" else (17, 12, 13)   # 17 steps: long enough for brick skipping
+    A, b = index_map(vol.affine, plane.grid_affine(grid[0], 0.9))
+    return vol, A, b, grid
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["none", "max", "min", "mean"])
+@pytest.mark.parametrize("interp", ["linear", "nearest"])
+@pytest.mark.parametrize("function", WINDOW_FUNCTIONS)
+@pytest.mark.parametrize("invert", [False, True], ids=["MONOCHROME2", "MONOCHROME1"])
+def test_fused_window_is_the_window_of_the_float32_image(backend, mode, interp, function, invert):
+    """One pass (window=) equals two: the float32 image, then ``gpukit.ops.intensity.window`` of it; exact for
+    LINEAR and LINEAR_EXACT, within one grey level for SIGMOID (exp). Outside points and empty rays are the
+    window of the fill. Numba's bricked layout (mode none) and brick skipping (max, min) too."""
+    from gpukit.backends import codes
+    from gpukit.ops.intensity import window
+
+    vol, A, b, grid = _fused_case(31, mode)
+    be = get_backend(backend)
+    assert be.has(codes.FUSED_WINDOW)
+    shape = grid if mode == "none" else grid[1:]
+    f32 = np.empty(shape, np.float32)
+    be.sample_grid(vol.data, vol.slopes, vol.intercepts, A, b, grid, mode, interp, FILL, f32)
+    assert (f32 == np.float32(FILL)).any() and (f32 != np.float32(FILL)).sum() > 40
+    want = window(f32, *WINDOW, function=function, invert=invert, backend=backend)      # the two-pass path
+    assert want.dtype == np.uint8 and len(np.unique(want)) > 10
+    wnd = (*WINDOW, codes.FUNCTION_CODES[function], 0.0, 255.0, invert)
+    outs = {"sample_grid": be.sample_grid}
+    if backend == "numba" and mode == "none":
+        bricked = nb_sampler.to_bricks(vol.data)
+        outs["sample_grid_bricked"] = lambda data, *args, **kw: nb_sampler.sample_grid_bricked(
+            bricked, data.shape, *args[:5], *args[6:], **kw)
+    elif backend == "numba" and mode in ("max", "min"):
+        bricks = nb_sampler.brick_extrema(vol.data, vol.slopes, vol.intercepts)
+        outs["bricks"] = lambda *args, **kw: nb_sampler.sample_grid(*args, bricks=bricks, **kw)
+    for how, fn in outs.items():
+        got = np.full(shape, 7, np.uint8)
+        fn(vol.data, vol.slopes, vol.intercepts, A, b, grid, mode, interp, FILL, got, window=wnd)
+        if function == "SIGMOID":
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, how
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=how)
+        edge = 255 if invert else 0                            # the fill is far below the window
+        assert np.all(got[f32 == np.float32(FILL)] == edge), how
+
+
+@pytest.mark.parametrize("mode", ["none", "max", "mean"])
+@pytest.mark.parametrize("invert", [False, True], ids=["MONOCHROME2", "MONOCHROME1"])
+def test_numpy_fused_window_matches_pydicom_apply_windowing(mode, invert):
+    """The numpy reference's fused LINEAR window against pydicom's ``apply_windowing`` of the float32 image
+    (an independent oracle): pydicom's output range [y_min, y_max] mapped to 0..255; within one grey level,
+    and equal wherever the oracle is not within 1e-6 of a rounding tie."""
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import apply_windowing
+
+    from gpukit.backends import codes
+
+    vol, A, b, grid = _fused_case(33, mode)
+    shape = grid if mode == "none" else grid[1:]
+    f32 = np.empty(shape, np.float32)
+    np_sampler.sample_grid(vol.data, vol.slopes, vol.intercepts, A, b, grid, mode, "linear", FILL, f32)
+    got = np.empty(shape, np.uint8)
+    np_sampler.sample_grid(vol.data, vol.slopes, vol.intercepts, A, b, grid, mode, "linear", FILL, got,
+                           window=(*WINDOW, codes.LINEAR, 0.0, 255.0, invert))
+    ds = Dataset()
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = WINDOW[0], WINDOW[1], "LINEAR"
+    ds.BitsStored, ds.PixelRepresentation, ds.PhotometricInterpretation = 16, 1, "MONOCHROME2"
+    ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
+    y_min, y_max = -2.0 ** 15, 2.0 ** 15 - 1
+    oracle = (apply_windowing(f32.reshape(-1, shape[-1]), ds).reshape(shape) - y_min) / (y_max - y_min) * 255.0
+    rounded = np.floor(oracle + 0.5)
+    ours = 255 - got.astype(np.int64) if invert else got.astype(np.int64)   # MONOCHROME1: mirrored after rounding
+    assert np.abs(ours - rounded).max() <= 1
+    clear = np.abs(oracle - np.floor(oracle) - 0.5) > 1e-6
+    np.testing.assert_array_equal(ours[clear], rounded[clear])
+    assert clear.mean() > 0.9 and len(np.unique(got)) > 10
+
+
+@pytest.mark.parametrize("mode", ["max", "min", "mean"])
+def test_numba_projections_follow_numpys_nan_rule(mode):
+    """A NaN sample makes the ray NaN (np.maximum / np.minimum / sum), in the sampler (with and without brick
+    skipping) and in the axis fast paths: numba's combine rule is numpy's."""
+    rng = np.random.default_rng(5)
+    vol = random_volume(rng, (9, 10, 11), dtype=np.float32, per_slice=True, shear=False)
+    vol.data.flat[rng.choice(vol.data.size, 4, replace=False)] = np.nan
+    plane = random_plane(rng, vol, shape=(12, 13))
+    A, b = index_map(vol.affine, plane.grid_affine(17, 0.5))
+    grid = (17, 12, 13)
+    ref = np_sampler.sample_grid(vol.data, vol.slopes, vol.intercepts, A, b, grid, mode, "linear", FILL,
+                                 np.empty(grid[1:], np.float32))
+    assert np.isnan(ref).any() and not np.isnan(ref).all()
+    atol = 1e-6 * float(np.nanmax(np.abs(hu64(vol))))
+    runs = [{}] + ([{"bricks": nb_sampler.brick_extrema(vol.data, vol.slopes, vol.intercepts)}]
+                   if mode != "mean" else [])
+    for kw in runs:
+        got = nb_sampler.sample_grid(vol.data, vol.slopes, vol.intercepts, A, b, grid, mode, "linear", FILL,
+                                     np.empty(grid[1:], np.float32), **kw)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=atol, equal_nan=True, err_msg=str(list(kw)))
+    for axis in (0, 1, 2):
+        shape = [vol.shape[1:], (vol.shape[0], vol.shape[2]), vol.shape[:2]][axis]
+        args = (vol.data, vol.slopes, vol.intercepts, axis, 1, vol.shape[axis], mode)
+        want = np_sampler.project_axis(*args, np.empty(shape, np.float32))
+        got = nb_sampler.project_axis(*args, np.empty(shape, np.float32))
+        assert np.isnan(want).any()
+        np.testing.assert_allclose(got, want, rtol=0, atol=atol, equal_nan=True, err_msg=f"axis {axis}")

@@ -1,55 +1,59 @@
 """The backend registry.
 
-A backend is a module that computes gpukit's operations on one kind of array.
-Each backend module declares:
+A backend computes gpukit's operations on one kind of array; its contract
+(operations, array namespace, host or device, capabilities) is written once
+in :mod:`gpukit.backends.contract`, and the codes every backend shares are
+in :mod:`gpukit.backends.codes`. Each backend is a subpackage that defines
+``BACKEND``, an instance of its :class:`~gpukit.backends.contract.Backend`
+subclass; :data:`REGISTRY` maps names to those subpackages, imported only
+when first used, so ``import gpukit`` imports neither Numba nor CuPy (the
+pydicom plugin habit).
 
-* ``NAME`` (str), ``ARRAY`` ("numpy" or "cupy") and ``DEPENDENCIES``
-  (human-readable list of what it needs, e.g. ``["numba>=0.59"]``);
-* ``is_available() -> bool`` and ``missing_dependencies() -> list[str]``
-  (what to install or what is absent, e.g. "a CUDA device"), both cheap and
-  never raising;
-* the operation kernels the ``ops`` layer dispatches to, with the same names
-  and signatures in every backend. Intensity (``np_intensity`` /
-  ``nb_intensity``): ``rescale_kernel(data, slopes, intercepts, out_dtype)``,
-  ``window_kernel(data, slopes, intercepts, center, width, function_code, lo,
-  hi, invert, out)`` and ``minmax_kernel(data)``, on ``(nz, ny, nx)`` arrays
-  with per-slice float64 ``slopes``/``intercepts``; their scalar maths lives
-  once in ``_math`` (``@njit`` helpers that Numba CUDA kernels can call too).
-
-Modules are registered by import path and imported only when first used, so
-``import gpukit`` imports neither Numba nor CuPy (the pydicom plugin habit).
-
-Selection order for an operation: the call's ``backend=``, else the volume's
-``backend`` attribute, else :func:`set_backend`'s global choice, else the
-``GPUKIT_BACKEND`` environment variable, else ``"auto"``. ``"auto"`` takes the
-first available of ``cupy``, ``numba-cuda`` (GPU backends need a device),
-``numba``, ``numpy``. A backend named explicitly but unavailable raises
-:class:`~gpukit.errors.BackendUnavailableError` naming what is missing.
+Selection order for an operation: the call's ``backend=``, else the
+volume's ``backend`` attribute (a volume made resident by ``Volume.to``),
+else :func:`set_backend`'s global choice, else the ``GPUKIT_BACKEND``
+environment variable, else ``"auto"``. ``"auto"`` takes the first available
+of ``cupy``, ``numba-cuda`` (GPU backends need a device), ``numba``,
+``numpy``; it never takes a backend whose ``auto`` is False (``cuda-host``,
+the test stand-in that runs the CUDA C++ kernels on the CPU on strict
+pretend-device arrays). A backend named explicitly but unavailable raises
+:class:`~gpukit.errors.BackendUnavailableError` naming what is missing; an
+unknown name raises :class:`UnknownBackendError`.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from types import ModuleType
 
-from ..errors import BackendUnavailableError
+from ..errors import BackendUnavailableError, UnknownBackendError
+from .contract import Backend
 
-#: name -> module path; order is the ``auto`` preference.
+#: name -> subpackage defining ``BACKEND``; order is the ``auto`` preference.
 REGISTRY: dict[str, str] = {
-    "cupy": "gpukit.backends.cupy_backend",
-    "numba-cuda": "gpukit.backends.numba_cuda_backend",
-    "numba": "gpukit.backends.numba_backend",
-    "numpy": "gpukit.backends.numpy_backend",
+    "cupy": "gpukit.backends.cupy",
+    "numba-cuda": "gpukit.backends.numba_cuda",
+    "numba": "gpukit.backends.numba",
+    "numpy": "gpukit.backends.numpy",
+    "cuda-host": "gpukit.backends.cuda_host",
 }
 
 _global_choice: str | None = None
 
 
-def _module(name: str) -> ModuleType:
+def _module(name: str) -> Backend:
+    """The registered :class:`Backend` instance called ``name``."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown backend {name!r}; known: {', '.join(REGISTRY)} or 'auto'")
-    return importlib.import_module(REGISTRY[name])
+        raise UnknownBackendError(f"unknown backend {name!r}; known: {', '.join(REGISTRY)} or 'auto'")
+    be = importlib.import_module(REGISTRY[name]).BACKEND
+    if not isinstance(be, Backend) or be.name != name:
+        raise TypeError(f"{REGISTRY[name]}.BACKEND is not the Backend {name!r}")
+    return be
+
+
+def lookup(name: str) -> Backend:
+    """The registered backend ``name`` whether or not it can run here (ask it ``is_available()``)."""
+    return _module(name)
 
 
 def available_backends() -> list[str]:
@@ -67,8 +71,8 @@ def backend_report() -> list[dict]:
     out = []
     for n in REGISTRY:
         m = _module(n)
-        out.append({"name": n, "available": bool(m.is_available()),
-                    "missing": list(m.missing_dependencies()), "array": m.ARRAY})
+        out.append({"name": n, "available": bool(m.is_available()), "missing": list(m.missing_dependencies()),
+                    "location": m.location, "auto": m.auto, "capabilities": sorted(m.capabilities)})
     return out
 
 
@@ -85,7 +89,8 @@ def resolve_name(name: str | None = None, obj: object = None) -> str:
     choice = name or getattr(obj, "backend", None) or _global_choice or os.environ.get("GPUKIT_BACKEND") or "auto"
     if choice == "auto":
         for n in REGISTRY:
-            if _module(n).is_available():
+            be = _module(n)
+            if be.auto and be.is_available():
                 return n
         return "numpy"
     m = _module(choice)
@@ -95,10 +100,10 @@ def resolve_name(name: str | None = None, obj: object = None) -> str:
     return choice
 
 
-def get_backend(name: str | None = None, obj: object = None) -> ModuleType:
-    """The backend module an operation will use."""
+def get_backend(name: str | None = None, obj: object = None) -> Backend:
+    """The backend an operation will use (a :class:`~gpukit.backends.contract.Backend`)."""
     return _module(resolve_name(name, obj))
 
 
-__all__ = ["REGISTRY", "available_backends", "missing_dependencies", "backend_report",
+__all__ = ["REGISTRY", "Backend", "UnknownBackendError", "lookup", "available_backends", "missing_dependencies", "backend_report",
            "set_backend", "resolve_name", "get_backend"]

@@ -6,7 +6,7 @@ kernel calls them, and a ``@cuda.jit`` kernel can call the same functions
 ``math`` and arithmetic (no numpy calls, no allocation), so they also read as
 the specification that the CUDA C++ kernels restate.
 
-The numpy reference (:mod:`gpukit.backends.np_intensity`) evaluates exactly
+The numpy reference (:mod:`gpukit.backends.numpy.intensity`) evaluates exactly
 the same float64 expressions, in the same order, vectorised; every backend
 must therefore agree with it bit for bit on LINEAR and LINEAR_EXACT (SIGMOID
 goes through ``exp``, whose last bit differs between libraries: within one
@@ -45,7 +45,8 @@ from ._jit import njit
 
 # VOI LUT function codes passed to kernels (defined with the numpy reference, which must not import Numba)
 # and the window's (c', w', lower, upper), computed once per call on the host: one definition for every backend
-from .np_intensity import FUNCTION_CODES, LINEAR, LINEAR_EXACT, SIGMOID, voi_params  # noqa: E402,F401
+from .codes import FUNCTION_CODES, LINEAR, LINEAR_EXACT, SIGMOID
+from .numpy.intensity import voi_params  # noqa: E402,F401
 
 _JIT = dict(cache=True, fastmath=False, nogil=True, inline="always")
 

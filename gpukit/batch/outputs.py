@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from . import writers
+from ..arrays import to_host
 from ..planes import cylinder_radius, extent_along
 from .recipe import OutputSpec, Recipe
 
@@ -22,8 +23,8 @@ def _write_volume(vol, spec: OutputSpec, out_dir: str, hu: bool, root: str | Non
         return [writers.write_nifti(path, vol, hu=hu, root=root)]
     if spec.format == "zarr":
         return [writers.write_zarr(path, vol, hu=hu, root=root)]
-    arr = vol.hu() if hu else vol.to_numpy()
-    return [writers.write_npy(path, np.asarray(arr), root=root)]
+    arr = vol.hu() if hu else vol.data
+    return [writers.write_npy(path, to_host(arr), root=root)]
 
 
 def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend, root: str | None,
@@ -36,13 +37,13 @@ def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend
 
     base = os.path.join(out_dir, spec.name + suffix)
     if spec.format == "npy":
-        return writers.write_npy(base + ".npy", np.asarray(image_hu, dtype=np.float32), root=root)
+        return writers.write_npy(base + ".npy", to_host(image_hu).astype(np.float32, copy=False), root=root)
     w = spec.params.get("window")
     win = tuple(w) if isinstance(w, list) else (w if w is not None else default_window)
     img = display(image_hu, win, vol, backend=backend)
     if square_for is not None:
         img = to_square_pixels(img, vol, square_for)
-    return writers.write_png(base + ".png", np.asarray(img), root=root)
+    return writers.write_png(base + ".png", img, root=root)
 
 
 def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
@@ -106,8 +107,7 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
             from ..render import display
 
             w = p.get("window")
-            frames8 = np.asarray(display(frames, tuple(w) if isinstance(w, list) else (w or "auto"), vol,
-                                         backend=backend))
+            frames8 = display(frames, tuple(w) if isinstance(w, list) else (w or "auto"), vol, backend=backend)
             t1 = time.perf_counter()
             paths.append(writers.write_gif(os.path.join(out_dir, spec.name + ".gif"), frames8, fps=p["fps"],
                                            root=root))

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..backends.codes import PROJECTION_MODES
 from ..errors import GpukitError
 
 if sys.version_info >= (3, 11):
@@ -207,8 +208,9 @@ def parse_recipe(data: dict, source: str = "<dict>") -> Recipe:
             params.setdefault(key, default)
         if "plane" in params and params["plane"] not in PLANES:
             raise RecipeError(f"{where}: plane must be one of {', '.join(PLANES)}, got {params['plane']!r}", source)
-        if "mode" in params and params["mode"] not in ("max", "min", "mean"):
-            raise RecipeError(f"{where}: mode must be max, min or mean, got {params['mode']!r}", source)
+        if "mode" in params and params["mode"] not in PROJECTION_MODES:
+            raise RecipeError(f"{where}: mode must be one of {', '.join(PROJECTION_MODES)}, got {params['mode']!r}",
+                              source)
         if "interp" in params and params["interp"] not in ("linear", "nearest"):
             raise RecipeError(f"{where}: interp must be linear or nearest", source)
         if "axis" in params and params["axis"] not in ("x", "y", "z"):

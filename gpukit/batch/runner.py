@@ -45,27 +45,33 @@ def series_folder(info_dict: dict) -> str:
 RUNS_FILE = ".gpukit-runs"
 
 
-def _register_run(output_root: str, token: str) -> list[str]:
-    """Record this run's write token in the output root; return the tokens of every earlier run there."""
+def _earlier_runs(output_root: str) -> list[str]:
+    """The write tokens of earlier runs into this output root (their temporaries are gpukit's own)."""
     path = confine(output_root, RUNS_FILE)
-    earlier: list[str] = []
-    if os.path.isfile(path):
-        with open(path, "r", encoding="ascii", errors="replace") as fh:
-            earlier = [t for t in (ln.strip() for ln in fh) if re.fullmatch(r"[0-9a-f]{16}", t)]
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    if not os.path.isfile(path) or os.path.islink(path):
+        return []
+    with open(path, "r", encoding="ascii", errors="replace") as fh:
+        return [t for t in (ln.strip() for ln in fh) if re.fullmatch(r"[0-9a-f]{16}", t)]
+
+
+def _register_run(output_root: str, token: str) -> None:
+    """Record this run's write token in the output root before it writes anything (a rerun with nothing to do
+    writes nothing)."""
+    fd = os.open(confine(output_root, RUNS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                 0o644)
     try:
         os.write(fd, (token + "\n").encode("ascii"))
     finally:
         os.close(fd)
-    return earlier
 
 
 def gpu_devices(backend: str | None = None) -> int:
     """How many CUDA devices a batch can use: 0 unless the backend that would run is a GPU backend."""
-    from ..backends import resolve_name
+    from ..backends import get_backend
 
     try:
-        if resolve_name(backend) not in ("cupy", "numba-cuda"):
+        be = get_backend(backend)
+        if be.location != "device" or be.standin:
             return 0
         import cupy
 
@@ -129,15 +135,17 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
         info = match[0]
         rec["timings_s"]["read"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        vol = build_volume(info)
-        rec["timings_s"]["decode"] = time.perf_counter() - t1
-        rec["shape"] = list(vol.shape)
         from ..backends import resolve_name
 
         rec["backend"] = resolve_name(backend or r.backend)
         dev = _use_worker_device(n_devices)
         if dev is not None:
             rec["device"] = dev
+        # on a device backend the series is read straight to the device (or uploaded once): every output is
+        # computed there and only the results cross back, at the writers
+        vol = build_volume(info, backend=rec["backend"])
+        rec["timings_s"]["decode"] = time.perf_counter() - t1
+        rec["shape"] = list(vol.shape)
         with write_token(token):
             outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"], root=output_root)
         rec["timings_s"]["compute"] = compute_s
@@ -217,7 +225,7 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
     manifest = Manifest(output_root)
     token = new_token()
     # temporaries of earlier runs here that ended without cleaning up (killed): theirs alone, never other files
-    sweep_temporaries(output_root, _register_run(output_root, token))
+    sweep_temporaries(output_root, _earlier_runs(output_root))
     found = scan(input_root)
     stream = sys.stderr if progress else None
 
@@ -244,6 +252,7 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
 
     records: list[dict] = []
     if todo:
+        _register_run(output_root, token)
         cluster = None
         n_gpu = 0
         if scheduler:

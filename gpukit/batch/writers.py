@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from ..arrays import to_host
 from ..safepath import FILE_MODE, atomic_path, write_bytes_atomic  # noqa: F401  (FILE_MODE: re-exported)
 
 
@@ -24,7 +25,7 @@ def write_png(path, image: np.ndarray, root=None) -> str:
     """A 2-D uint8 (or uint16) image as a greyscale PNG."""
     from PIL import Image
 
-    img = np.ascontiguousarray(image)
+    img = np.ascontiguousarray(to_host(image))
     if img.ndim != 2 or img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_png wants a 2-D uint8/uint16 image, got {img.shape} {img.dtype}")
     buf = io.BytesIO()
@@ -36,7 +37,7 @@ def write_gif(path, frames: np.ndarray, fps: float = 12.0, root=None) -> str:
     """A ``(n, rows, cols)`` uint8 stack as a looping greyscale animated GIF."""
     from PIL import Image
 
-    frames = np.asarray(frames)
+    frames = to_host(frames)
     if frames.ndim != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_gif wants (n, rows, cols) uint8 frames, got {frames.shape} {frames.dtype}")
     ims = [Image.fromarray(f) for f in frames]
@@ -49,7 +50,7 @@ def write_gif(path, frames: np.ndarray, fps: float = 12.0, root=None) -> str:
 def write_npy(path, array: np.ndarray, root=None) -> str:
     with atomic_path(path, root=root) as tmp:
         with open(tmp, "wb") as fh:
-            np.save(fh, np.asarray(array), allow_pickle=False)
+            np.save(fh, to_host(array), allow_pickle=False)
     return os.fspath(path)
 
 
@@ -64,7 +65,7 @@ def write_zarr(path, volume, hu: bool = False, root=None) -> str:
     """A Zarr store (a folder) with the array in ``data`` and the affine and metadata as attributes."""
     import zarr
 
-    arr = np.asarray(volume.hu() if hu else volume.to_numpy())
+    arr = to_host(volume.hu() if hu else volume.data)
     with atomic_path(path, is_dir=True, root=root) as tmp:
         root = zarr.open_group(tmp, mode="w")
         z = root.create_array("data", shape=arr.shape, dtype=arr.dtype,

@@ -14,7 +14,7 @@ exercised without a GPU by the tests through :class:`HostDevice`, which
 performs the same steps on host memory and records their order.
 
 A JPEG 2000 series on a GPU is decoded by nvJPEG2000 straight into the
-device volume instead (:mod:`gpukit.backends.nvjpeg2k`; small or
+device volume instead (:mod:`gpukit.dicom.nvjpeg2k`; small or
 unsupported codestreams go to the CPU decoders frame by frame). That path
 has not run here: there is no GPU on the development machine.
 """
@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import DeviceMemoryError
+from .pixels import _stored_dtype, read_pixels
 
 #: bytes per chunk (two pinned buffers of this size are allocated)
 CHUNK_BYTES = 32 << 20
@@ -158,8 +159,6 @@ def stream_to_device(n_slices: int, slice_shape: Sequence[int], dtype, read: Cal
 
 def read_series_to_device(frames, workers: int | None = None, device=None, chunk_slices: int | None = None):
     """The stored values of ``frames`` (in order) as a CuPy array, decoded and uploaded chunk by chunk."""
-    from .load import _stored_dtype, read_pixels
-
     h0 = frames[0].header
     rows, cols = int(h0.get("Rows")), int(h0.get("Columns"))
     device = device or CupyDevice()
@@ -183,7 +182,7 @@ def _nvjpeg2k_to_device(frames, rows, cols, dtype, device):
 
     None when libnvjpeg2k is not installed (the caller then decodes on the CPU and uploads).
     """
-    from ..backends import nvjpeg2k
+    from . import nvjpeg2k
 
     if not nvjpeg2k.is_available():
         return None

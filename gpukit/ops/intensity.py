@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..backends import get_backend
-from ..backends.np_intensity import FUNCTION_CODES
+from ..backends.codes import FUNCTION_CODES
 from ..errors import GpukitError
 from ..presets import get_preset
-from ..volume import Volume
 
 
 class NoWindowError(GpukitError, ValueError):
@@ -39,28 +38,23 @@ class WindowParameterError(GpukitError, ValueError):
 
 
 # -- argument handling ------------------------------------------------------------------------------------------
-def _host_array(a: Any, what: str, be: Any = None) -> np.ndarray:
-    """``a`` as an array of the backend's kind: numpy, or for a backend whose ``ARRAY`` is "cupy" a CuPy
-    array (device arrays as they are, host data uploaded)."""
-    if getattr(be, "ARRAY", "numpy") == "cupy":
-        import cupy
+def _is_volume(x: Any) -> bool:
+    """Whether ``x`` is a :class:`~gpukit.Volume` (anything with its ``data``, ``affine`` and ``meta``).
 
-        return cupy.asarray(a)
-    if isinstance(a, np.ndarray):
-        return a
-    if hasattr(a, "__cuda_array_interface__"):
-        raise TypeError(f"{what} is a GPU array; the selected backend works on numpy arrays: pass "
-                        "backend='cupy' (when available) or move it with .get() / Volume.to_numpy()")
-    return np.asarray(a)
+    Duck-typed on purpose: ``Volume.hu`` calls :func:`rescale`, so this module does not import
+    :mod:`gpukit.volume` back (gpukit imports only downward, ``tests/test_imports.py``). Arrays
+    (numpy, CuPy, other libraries' GPU arrays) have no ``affine`` or ``meta``.
+    """
+    return hasattr(x, "data") and hasattr(x, "affine") and hasattr(x, "meta")
 
 
-def _xp(a: Any):
-    """The array module of ``a`` (numpy, or CuPy for a device array from :func:`_host_array`)."""
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy
-
-    return cupy
+def _host_array(a: Any, what: str, be: Any) -> Any:
+    """``a`` as an array of the backend's kind (:meth:`Backend.asarray`: device arrays stay where they are, host
+    data is uploaded for a device backend; a GPU array given to a host backend is a ``TypeError`` naming the fix)."""
+    try:
+        return be.asarray(a)
+    except TypeError as exc:
+        raise TypeError(f"{what}: {exc}") from None
 
 
 def _check_values_dtype(a: np.ndarray, what: str) -> np.ndarray:
@@ -73,9 +67,9 @@ def _check_values_dtype(a: np.ndarray, what: str) -> np.ndarray:
                     "e.g. arr.astype(np.int16) or arr.astype(np.float32)")
 
 
-def _as_3d(a: np.ndarray) -> np.ndarray:
-    """``a`` viewed as ``(slices, rows, columns)``: 2-D is one slice, more than 3-D stacks the leading axes."""
-    xp = _xp(a)
+def _as_3d(a: Any, xp: Any) -> Any:
+    """``a`` (an ``xp`` array) viewed as ``(slices, rows, columns)``: 2-D is one slice, more than 3-D stacks the
+    leading axes."""
     if a.ndim == 3:
         return xp.ascontiguousarray(a)
     if a.ndim == 2:
@@ -187,8 +181,9 @@ def rescaled_dtype(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray,
     return np.dtype(np.int16) if fits(int(dmin), int(dmax)) else np.dtype(np.float32)
 
 
-def file_window(volume: Volume, index: int = 0) -> tuple[float, float] | None:
-    """``(center, width)`` number ``index`` of the volume's own WindowCenter/WindowWidth, or None if it has none."""
+def file_window(volume: Any, index: int = 0) -> tuple[float, float] | None:
+    """``(center, width)`` number ``index`` of the :class:`~gpukit.Volume`'s own WindowCenter/WindowWidth, or None
+    if it has none."""
     meta = volume.meta
     wc, ww = meta.get("window_center"), meta.get("window_width")
     wc = [] if wc is None else (list(wc) if isinstance(wc, (list, tuple, np.ndarray)) else [wc])
@@ -234,7 +229,7 @@ def rescale(x: Any, slope: Any = None, intercept: Any = None, *, backend: str | 
     >>> rescale(np.array([[[0, 1, 2]]], np.int16), 0.5, 0, backend="numpy")
     array([[[0. , 0.5, 1. ]]], dtype=float32)
     """
-    if isinstance(x, Volume):
+    if _is_volume(x):
         be = get_backend(backend, x)
         raw = _host_array(x.data, "the volume's data", be)
         slopes = x.slopes if slope is None else slope
@@ -247,7 +242,7 @@ def rescale(x: Any, slope: Any = None, intercept: Any = None, *, backend: str | 
     if raw.dtype.kind == "b":
         raise TypeError("x holds booleans; rescale numbers (e.g. x.astype(np.uint8))")
     raw = _check_values_dtype(raw, "x")
-    data = _as_3d(raw)
+    data = _as_3d(raw, be.xp)
     nz = data.shape[0]
     s = _per_slice(slopes, nz, "slope")
     b = _per_slice(intercepts, nz, "intercept")
@@ -324,7 +319,7 @@ def window(x: Any, center: float | None = None, width: float | None = None, *, f
     >>> window(np.array([39.0, 40.0, 41.0]), 40, 1, backend="numpy")   # LINEAR, width 1: a threshold at c - 0.5
     array([  0, 255, 255], dtype=uint8)
     """
-    vol = x if isinstance(x, Volume) else None
+    vol = x if _is_volume(x) else None
     if (center is None) != (width is None):
         raise WindowParameterError("give both center and width (or neither, to use a preset or the file's window)")
     if center is not None and preset is not None:
@@ -367,11 +362,11 @@ def window(x: Any, center: float | None = None, width: float | None = None, *, f
     if raw.dtype.kind == "b":
         raise TypeError("x holds booleans; window numbers (e.g. x.astype(np.uint8))")
     raw = _check_values_dtype(raw, "x")
-    data = _as_3d(raw)
+    data = _as_3d(raw, be.xp)
     nz = data.shape[0]
     s = np.ones(nz) if slopes is None else _per_slice(slopes, nz, "rescale_slope")
     b = np.zeros(nz) if intercepts is None else _per_slice(intercepts, nz, "rescale_intercept")
-    xp = _xp(raw)
+    xp = be.xp
     if out is None:
         result = xp.empty(raw.shape, dtype=dtype)
     else:

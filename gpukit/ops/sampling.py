@@ -6,7 +6,7 @@ by ``(i, j, k) = A @ (c, r, s) + b``, where ``A`` and ``b`` come from
 ``inv(volume.affine) @ output_affine`` computed here on the host; the backend
 samples (trilinear or nearest), rescales to HU per slice in the same pass and
 combines along ``s`` (none, max, min, mean). The exact rule, its edge cases
-and its float64 expressions are in :mod:`gpukit.backends.np_sampler`.
+and its float64 expressions are in :mod:`gpukit.backends.numpy.sampler`.
 
 This module validates arguments, builds the maps and picks the backend.
 
@@ -37,10 +37,12 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..backends import get_backend, resolve_name
+from ..backends import codes
+from ..backends.codes import BRICK_SKIPPING, BRICKED_LAYOUT, CONCURRENT_CALLS, FUNCTION_CODES, FUSED_WINDOW
 from ..planes import Plane, axis_rotation, cylinder_radius, extent_along, NAMED_AXES, NAMED_POSITION_AXIS
 
-INTERPS = ("linear", "nearest")
-PROJECTION_MODES = ("max", "min", "mean")
+INTERPS = tuple(codes.INTERPS)
+PROJECTION_MODES = codes.PROJECTION_MODES
 #: tolerance for snapping index-map entries to integers (see module docstring)
 SNAP = 1e-9
 #: the Reslicer keeps a bricked copy of volumes larger than this (numba backend, layout="auto")
@@ -48,6 +50,8 @@ BRICKED_MIN_BYTES = 8 << 20
 
 _extrema_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _brick_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_upload_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_upload_lock = threading.Lock()
 
 
 # -- host-side helpers --------------------------------------------------------------------------------
@@ -63,25 +67,46 @@ def _check_mode(mode: str) -> str:
     return mode
 
 
-def _array_module(be):
-    """numpy, or CuPy for a backend whose ``ARRAY`` is "cupy" (its inputs and outputs are device arrays)."""
-    if getattr(be, "ARRAY", "numpy") == "cupy":
-        import cupy
+def _host_data(volume, be) -> "np.ndarray":
+    """The volume's stored values as a C-contiguous array of the backend's kind.
 
-        return cupy
-    return np
-
-
-def _host_data(volume, be=None) -> np.ndarray:
-    """The volume's stored values as a C-contiguous array of the backend's kind (numpy; CuPy for a "cupy"
-    backend: device data as it is, host data uploaded)."""
-    xp = _array_module(be)
-    data = volume.to_numpy() if xp is np else xp.asarray(volume.data)
+    Data the backend already holds is used as it is (a resident volume: no copy). A host volume given to a
+    device backend is uploaded once and the upload is cached with the volume (weakly), so later operations
+    do not upload it again (:func:`clear_caches` forgets it; ``Volume.to`` makes the residency explicit).
+    A device array given to a host backend is a ``TypeError`` that names the explicit copy to make.
+    """
+    data = volume.data
+    if not be.owns(data):
+        if be.location == "device":
+            data = _uploaded(volume, be)
+        else:
+            try:
+                data = be.asarray(data)
+            except TypeError as exc:
+                raise TypeError(f"the volume's data lives on a device ({type(data).__name__}) and the "
+                                f"{be.name!r} backend computes on the host: use the volume's own backend, or copy "
+                                f"it explicitly with volume.to('{be.name}') ({exc})") from None
     if not data.flags.c_contiguous:
-        data = xp.ascontiguousarray(data)
+        data = be.xp.ascontiguousarray(data)
     if data.dtype.kind not in "iuf" or data.dtype.itemsize > 8:
         raise TypeError(f"volume data must be integer or float, got {data.dtype}; convert it with astype() first")
     return data
+
+
+def _uploaded(volume, be):
+    """``volume.data`` on ``be``'s device, uploaded once per volume, data array and backend (weak cache)."""
+    key = (_data_key(volume, volume.data), be.name)
+    with _upload_lock:
+        hit = _upload_cache.get(volume)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        dev = be.asarray(volume.data)
+        be.prepare_rescale(volume.slopes, volume.intercepts)
+        try:
+            _upload_cache[volume] = (key, dev)
+        except TypeError:  # not weak-referenceable: no cache
+            pass
+        return dev
 
 
 def _snap(x: np.ndarray) -> np.ndarray:
@@ -113,8 +138,8 @@ def _extrema(volume, data: np.ndarray, be) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clear_caches(volume=None) -> None:
-    """Forget the cached per-slice extrema and brick grids (of one volume, or of all)."""
-    for cache in (_extrema_cache, _brick_cache):
+    """Forget the cached per-slice extrema, brick grids and device uploads (of one volume, or of all)."""
+    for cache in (_extrema_cache, _brick_cache, _upload_cache):
         if volume is None:
             cache.clear()
         else:
@@ -122,8 +147,8 @@ def clear_caches(volume=None) -> None:
 
 
 def _data_key(volume, data) -> tuple:
-    iface = getattr(data, "__cuda_array_interface__", None) or data.__array_interface__
-    return (id(volume.data), iface["data"][0], data.shape, data.dtype.str)
+    iface = getattr(data, "__cuda_array_interface__", None) or getattr(data, "__array_interface__", None)
+    return (id(volume.data), iface["data"][0] if iface else id(data), tuple(data.shape), data.dtype.str)
 
 
 def _bricks(volume, data, be, build: bool = True):
@@ -131,8 +156,7 @@ def _bricks(volume, data, be, build: bool = True):
 
     With ``build=False`` only a grid already cached is returned.
     """
-    builder = getattr(be, "brick_extrema", None)
-    if builder is None:
+    if not be.has(BRICK_SKIPPING):
         return None
     key = (_data_key(volume, data), np.asarray(volume.slopes, np.float64).tobytes(),
            np.asarray(volume.intercepts, np.float64).tobytes())
@@ -141,7 +165,7 @@ def _bricks(volume, data, be, build: bool = True):
         return hit[1]
     if not build:
         return None
-    bricks = builder(data, volume.slopes, volume.intercepts)
+    bricks = be.brick_extrema(data, volume.slopes, volume.intercepts)
     try:
         _brick_cache[volume] = (key, bricks)
     except TypeError:
@@ -156,7 +180,7 @@ def _project_grid(be, volume, data, A, b, grid, mode, interp, fill, out):
     projections with at least a quarter as many samples as the volume has
     voxels (a full MIP, a rotating MIP) and reused by any later projection.
     """
-    if mode in ("max", "min") and grid[0] >= 16 and hasattr(be, "brick_extrema"):
+    if mode in ("max", "min") and grid[0] >= 16 and be.has(BRICK_SKIPPING):
         big = grid[0] * grid[1] * grid[2] >= data.size // 4
         bricks = _bricks(volume, data, be, build=big)
         if bricks is not None:
@@ -207,12 +231,21 @@ def _grid_shape(shape, n: int, name: str) -> tuple[int, ...]:
     return shp
 
 
-def _apply_window(hu: np.ndarray, window, backend: str | None) -> np.ndarray:
-    """uint8 output stage: :func:`gpukit.window` (DICOM LINEAR, C.11.2.1.2.1) of the HU image."""
+def _window_stage(window) -> tuple:
+    """The kernels' fused output stage for ``window=(center, width)``: DICOM LINEAR (C.11.2.1.2.1) to 0..255."""
+    center, width = (float(x) for x in window)
+    if not width >= 1.0:
+        raise ValueError(f"window width must be >= 1 for LINEAR (PS3.3 C.11.2.1.2.1), got {width:g}")
+    return (center, width, FUNCTION_CODES["LINEAR"], 0.0, 255.0, False)
+
+
+def _apply_window(hu, window, be):
+    """The same output stage as a second pass (:func:`gpukit.window` on the HU image, on ``be``), for backends
+    without the fused stage."""
     from .intensity import window as _window
 
     center, width = (float(x) for x in window)
-    return _window(hu, center, width, backend=backend)
+    return _window(hu, center, width, backend=be.name)
 
 
 def _volume_meta(volume, **extra) -> dict:
@@ -270,7 +303,7 @@ def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fi
     f = _fill_value(volume, data, be, fill)
     A, b = index_map(volume.affine, affine)
     dtype = np.float32 if interp == "linear" else _nearest_dtype(volume, data, be, f)
-    out = _array_module(be).empty(shp, dtype=dtype)
+    out = be.xp.empty(shp, dtype=dtype)
     be.sample_grid(data, volume.slopes, volume.intercepts, A, b, shp, "none", interp, f, out)
     from ..volume import Volume
 
@@ -304,11 +337,16 @@ def reslice(volume, plane: Plane, *, interp: str = "linear", fill: float | None 
     f = _fill_value(volume, data, be, fill)
     A, b = index_map(volume.affine, plane.affine)
     nr, nc = plane.shape
-    out = _array_module(be).empty((1, nr, nc), dtype=np.float32)
+    out = be.xp.empty((1, nr, nc), dtype=np.float32)
+    if window is not None and be.has(FUSED_WINDOW):     # rescale, sample and window in one pass
+        out = be.xp.empty((1, nr, nc), dtype=np.uint8)
+        be.sample_grid(data, volume.slopes, volume.intercepts, A, b, (1, nr, nc), "none", interp, f, out,
+                       window=_window_stage(window))
+        return out[0]
     be.sample_grid(data, volume.slopes, volume.intercepts, A, b, (1, nr, nc), "none", interp, f, out)
     img = out[0]
     if window is not None:
-        return _apply_window(img, window, getattr(be, "NAME", backend))
+        return _apply_window(img, window, be)
     return img
 
 
@@ -405,7 +443,7 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
     order = np.argsort(d, kind="stable")
     d_sorted = d[order]
     dtype = np.float32 if interp == "linear" else _nearest_dtype(volume, data, be, f)
-    out = _array_module(be).empty(shape, dtype=dtype)
+    out = be.xp.empty(shape, dtype=dtype)
     slopes = np.asarray(volume.slopes, dtype=np.float64)
     intercepts = np.asarray(volume.intercepts, dtype=np.float64)
     for s in range(shape[0]):
@@ -416,7 +454,7 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
         pair_aff = np.asarray(volume.affine, dtype=np.float64).copy()
         pair_aff[:3, 2] = pos[k1] - pos[k0]
         pair_aff[:3, 3] = pos[k0]
-        pair = _array_module(be).ascontiguousarray(data[[k0, k1]])
+        pair = be.xp.ascontiguousarray(data[[k0, k1]])
         plane_aff = aff.copy()
         plane_aff[:3, 3] = aff[:3, 3] + s * aff[:3, 2]
         A, b = index_map(pair_aff, plane_aff)
@@ -460,7 +498,7 @@ def _project_axis(volume, axis: int, mode: str, thickness_mm, be) -> np.ndarray:
     spacing = volume.spacing[axis]
     lo, hi = _slab_range(n, spacing, thickness_mm)
     shape = [(ny, nx), (nz, nx), (nz, ny)][axis]
-    out = _array_module(be).empty(shape, np.float32)
+    out = be.xp.empty(shape, np.float32)
     be.project_axis(data, volume.slopes, volume.intercepts, axis, lo, hi, mode, out)
     return out
 
@@ -539,7 +577,7 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     aff, ns = _plane_grid(volume, plane, thickness_mm, step_mm)
     A, b = index_map(volume.affine, aff)
     nr, nc = plane.shape
-    out = _array_module(be).empty((nr, nc), np.float32)
+    out = be.xp.empty((nr, nc), np.float32)
     _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, out)
     return out
 
@@ -561,7 +599,7 @@ def _project_named_fast(volume, name, plane, aligned, mode, thickness_mm, be) ->
         img = img[::-1]
     if aligned[rest[1]][1] * plane.u[u_ax] < 0:
         img = img[:, ::-1]
-    return _array_module(be).ascontiguousarray(img)
+    return be.xp.ascontiguousarray(img)
 
 
 def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z", *, mode: str = "max",
@@ -615,7 +653,7 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
     be = get_backend(backend, volume)
     data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
-    frames = _array_module(be).empty((n_angles, nr, nc), np.float32)
+    frames = be.xp.empty((n_angles, nr, nc), np.float32)
     for n in range(n_angles):
         R = axis_rotation(a, 360.0 * n / n_angles)
         plane = Plane(center, R @ u0, v, (nr, nc), (step, step))
@@ -634,20 +672,13 @@ class _NoLock:
 
 
 _NO_LOCK = _NoLock()
-_WORKQUEUE_LOCK = threading.Lock()
+_SERIAL_LOCK = threading.Lock()
 
 
 def _serialising_lock(be):
-    """A lock when ``be`` runs Numba parallel kernels on the ``workqueue`` layer (not safe from two threads)."""
-    if getattr(be, "NAME", "") != "numba":
-        return _NO_LOCK
-    import numba
-
-    try:
-        layer = numba.threading_layer()    # known once a parallel kernel has run (the warm-up call did)
-    except ValueError:
-        return _WORKQUEUE_LOCK
-    return _WORKQUEUE_LOCK if layer == "workqueue" else _NO_LOCK
+    """A lock when ``be``'s kernels may not run from two threads at once (no ``CONCURRENT_CALLS`` capability:
+    Numba's ``workqueue`` threading layer aborts the process then), else nothing."""
+    return _NO_LOCK if be.has(CONCURRENT_CALLS) else _SERIAL_LOCK
 
 
 class Reslicer:
@@ -711,7 +742,7 @@ class Reslicer:
         self.fill = _fill_value(volume, self._data, self._be, fill)
         if layout not in ("auto", "bricked", "plain"):
             raise ValueError(f"layout must be 'auto', 'bricked' or 'plain', got {layout!r}")
-        can_brick = hasattr(self._be, "to_bricks")
+        can_brick = self._be.has(BRICKED_LAYOUT)
         if layout == "bricked" and not can_brick:
             raise ValueError(f"the {self.backend!r} backend has no bricked layout; use layout='plain' or 'auto'")
         use = can_brick and (layout == "bricked" or (layout == "auto" and self._data.nbytes > BRICKED_MIN_BYTES))
@@ -731,32 +762,41 @@ class Reslicer:
         Without ``out`` the result is a view of a buffer this Reslicer reuses:
         the next call *from the same thread* with the same plane shape
         overwrites it (copy it to keep it); calls from other threads use their
-        own buffers. ``out`` may be a float32 ``(nrows, ncols)`` C-contiguous array.
+        own buffers. ``out`` may be a C-contiguous ``(nrows, ncols)`` array of the
+        backend's kind: float32, or uint8 with a window. With a window and a
+        backend that has the fused stage, sampling, rescale and window are one pass.
         """
         t0 = time.perf_counter()
         nr, nc = plane.shape
-        if out is None:
+        fused = self.window is not None and self._be.has(FUSED_WINDOW)
+        stage = _window_stage(self.window) if fused else None
+        want = np.dtype(np.uint8) if self.window is not None else np.dtype(np.float32)
+        if out is not None and (tuple(out.shape) != (nr, nc) or out.dtype != want or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous {want} array of shape {(nr, nc)}")
+        if out is not None and (fused or self.window is None):
+            buf = out.reshape(1, nr, nc)
+        else:
             buffers = getattr(self._local, "buffers", None)
             if buffers is None:
                 buffers = self._local.buffers = {}
-            buf = buffers.get((nr, nc))
+            dt = np.uint8 if fused else np.float32
+            buf = buffers.get((nr, nc, dt))
             if buf is None:
-                buf = buffers[(nr, nc)] = _array_module(self._be).empty((1, nr, nc), np.float32)
-        else:
-            if out.shape != (nr, nc) or out.dtype != np.float32 or not out.flags.c_contiguous:
-                raise ValueError(f"out must be a C-contiguous float32 array of shape {(nr, nc)}")
-            buf = out.reshape(1, nr, nc)
+                buf = buffers[(nr, nc, dt)] = self._be.xp.empty((1, nr, nc), dt)
         A, b = index_map(self.volume.affine, plane.affine)
         with getattr(self, "_serial", _NO_LOCK):
             if self._bricked is not None:
                 self._be.sample_grid_bricked(self._bricked, self._data.shape, self._slopes, self._intercepts, A, b,
-                                             (1, nr, nc), self.interp, self.fill, buf)
+                                             (1, nr, nc), self.interp, self.fill, buf, window=stage)
             else:
                 self._be.sample_grid(self._data, self._slopes, self._intercepts, A, b, (1, nr, nc), "none",
-                                     self.interp, self.fill, buf)
+                                     self.interp, self.fill, buf, window=stage)
         img = buf[0]
-        if self.window is not None:
-            img = _apply_window(img, self.window, self.backend)
+        if self.window is not None and not fused:
+            img = _apply_window(img, self.window, self._be)
+            if out is not None:
+                out[...] = img
+                img = out
         self.latencies.append(time.perf_counter() - t0)
         return img
 

@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: VOI LUT function codes (DICOM PS3.3 C.11.2.1.2), as passed to every backend's kernels.
-LINEAR = 0
-LINEAR_EXACT = 1
-SIGMOID = 2
-FUNCTION_CODES = {"LINEAR": LINEAR, "LINEAR_EXACT": LINEAR_EXACT, "SIGMOID": SIGMOID}
+from ..codes import FUNCTION_CODES, LINEAR, LINEAR_EXACT, SIGMOID  # noqa: F401  (shared by every backend)
 
 #: Largest chunk (values) processed at once; at least one slice.
 CHUNK_ELEMENTS = 1 << 18

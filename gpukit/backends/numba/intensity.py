@@ -2,7 +2,7 @@
 
 Every value comes from the scalar helpers of :mod:`gpukit.backends._math`, the
 same float64 expressions as the numpy reference, so LINEAR and LINEAR_EXACT
-results equal :mod:`gpukit.backends.np_intensity` exactly (SIGMOID: within one
+results equal :mod:`gpukit.backends.numpy.intensity` exactly (SIGMOID: within one
 unit, through ``exp``). Memory: the output, plus for 8/16-bit input one table
 of 256 or 65536 entries per distinct slope/intercept pair (taken only when
 the tables hold at most a quarter as many entries as the output).
@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import njit, prange
+from .._jit import njit, prange
 
-from ._math import rescale_value, window_value
-from .np_intensity import SIGMOID, slice_groups, use_tables, voi_params
+from .._math import rescale_value, window_value
+from ..codes import SIGMOID
+from ..numpy.intensity import slice_groups, use_tables, voi_params
 
 #: "auto", "direct", "table" (look-ups only) or "fast" (tables and the checked fast path, whatever the size).
 STRATEGY = "auto"

@@ -1,16 +1,16 @@
-"""The CuPy backend: CUDA C++ kernels from ``kernels/``, compiled at run time by NVRTC through ``cupy.RawModule``.
+"""The CuPy backend's launcher: CUDA C++ kernels from ``kernels/``, compiled at run time by NVRTC (``cupy.RawModule``).
 
 The kernel API (``rescale_kernel``, ``window_kernel``, ``minmax_kernel``,
 ``sample_grid``, ``project_axis``, ``slice_extrema``, ``sampler_warmup``) is
-:class:`gpukit.backends.cuda_kernels.CudaKernels` over :class:`CupyLauncher`:
+:class:`gpukit.backends.cuda.kernels.CudaKernels` over :class:`CupyLauncher`:
 the same wrapper that the tests run on the CPU through
-:class:`gpukit.backends.cuda_host.HostLauncher`, so only this module's few
+:class:`gpukit.backends.cuda_host.shim.HostLauncher`, so only this module's few
 CuPy lines need a GPU. Arrays in and out are CuPy arrays (numpy inputs are
 uploaded); the small per-slice results of ``slice_extrema`` and
 ``minmax_kernel`` come back to the host, where the ops layer uses them.
 
 Modules (one per source file and specialisation, see
-:mod:`gpukit.backends.cuda_src`) are built on first use, memoised per device
+:mod:`gpukit.backends.cuda.src`) are built on first use, memoised per device
 and per specialisation, always with ``--fmad=false``; CuPy also caches the
 compiled binaries on disk (``~/.cupy/kernel_cache``).
 
@@ -26,13 +26,8 @@ import functools
 import importlib.util
 import threading
 
-from . import cuda_src
-from .cuda_kernels import API, CudaKernels
-
-NAME = "cupy"
-ARRAY = "cupy"
-DEPENDENCIES = ["cupy-cuda12x>=13", "a CUDA device"]
-
+from ..cuda import src as cuda_src
+from ..cuda.kernels import API, CudaKernels
 
 def _driver_devices() -> tuple[int, str]:
     """``(count, reason)`` from the CUDA driver itself (cheap: loads libcuda, imports nothing)."""
@@ -111,6 +106,11 @@ class CupyLauncher:
                 self._modules[key] = mod
         return mod
 
+    def device_id(self) -> int:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDevice())
+
     def function(self, spec: cuda_src.Spec, entry: str):
         fn = self.module(spec).get_function(entry)
 
@@ -133,19 +133,4 @@ def kernels() -> CudaKernels:
         return _kernels
 
 
-def _forward(name: str):
-    def call(*args, **kwargs):
-        return getattr(kernels(), name)(*args, **kwargs)
-
-    call.__name__ = name
-    call.__doc__ = getattr(CudaKernels, name).__doc__
-    return call
-
-
-for _name in API:
-    globals()[_name] = _forward(_name)
-del _name
-
-__all__ = ["NAME", "ARRAY", "DEPENDENCIES", "is_available", "missing_dependencies", "CupyLauncher", "kernels",
-           "rescale_kernel", "window_kernel", "minmax_kernel", "slice_extrema", "sample_grid", "project_axis",
-           "sampler_warmup"]
+__all__ = ["is_available", "missing_dependencies", "CupyLauncher", "kernels"]

@@ -25,6 +25,11 @@ clamped to ``[0, n - 1]`` and read:
 Outside points give ``fill`` for ``mode="none"``; the projections (``max``,
 ``min``, ``mean``) skip them, and a ray with no inside sample gives ``fill``.
 
+An optional output stage (``window=``) writes, instead of the float32 value,
+its DICOM window (:func:`gpukit.backends.numpy.intensity.window_values`): the
+float64 result is rounded to float32 first and then windowed, so the image
+equals the window of the float32 image (``fill`` is windowed too).
+
 This module works through the output one block of rows at a time (a few
 hundred thousand samples): memory is the output plus block-sized temporaries,
 never a dense coordinate array for the whole grid.
@@ -34,10 +39,9 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Tolerance (in voxels) of the inside test, the same in every backend.
-EPS = 1e-6
-#: Combination modes along s, and their integer codes in the compiled kernels.
-MODES = {"none": 0, "max": 1, "min": 2, "mean": 3}
+from ..codes import EPS, MODES  # noqa: F401  (EPS, MODES: shared by every backend)
+from .intensity import voi_params, window_values
+
 #: Samples per block in the numpy reference.
 BLOCK = 1 << 16
 
@@ -89,8 +93,27 @@ def _sample_block(flat, dims, slopes, intercepts, uniform, x, y, z, linear):
     return h0 + (h1 - h0) * fz
 
 
+def _output_stage(window, out: np.ndarray):
+    """What :func:`sample_grid` writes for a block of float64 results: themselves (cast by the store), or their
+    window after a rounding to float32 (``window = (center, width, function_code, lo, hi, invert)``; ``out``'s
+    dtype decides the rounding, as in ``window_kernel``)."""
+    if window is None:
+        return lambda vals: vals
+    center, width, fcode, lo, hi, invert = window
+    fcode = int(fcode)
+    params = voi_params(center, width, fcode)
+    rounded = out.dtype.kind in "iu"
+
+    def windowed(vals):
+        h = np.asarray(vals, dtype=np.float32).astype(np.float64)
+        return window_values(h, fcode, params, lo, hi, rounded, bool(invert))
+
+    return windowed
+
+
 def sample_grid(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, A: np.ndarray, b: np.ndarray,
-                grid: tuple[int, int, int], mode: str, interp: str, fill: float, out: np.ndarray) -> np.ndarray:
+                grid: tuple[int, int, int], mode: str, interp: str, fill: float, out: np.ndarray,
+                window=None) -> np.ndarray:
     """Sample ``data`` on the output grid ``(ns, nr, nc)`` and combine along s.
 
     Parameters
@@ -103,6 +126,9 @@ def sample_grid(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, A:
     interp : "linear" or "nearest".
     fill : value of outside points (mode "none") and of rays with no inside sample.
     out : preallocated output (float32, or any dtype the caller chose); written and returned.
+    window : optional ``(center, width, function_code, lo, hi, invert)``: ``out`` (uint8) then receives the
+        window (``function_code``: codes.FUNCTION_CODES, output range ``lo``..``hi``, MONOCHROME1 ``invert``)
+        of each float32 result instead (see the module docstring).
     """
     ns, nr, nc = (int(g) for g in grid)
     dims = data.shape
@@ -118,6 +144,7 @@ def sample_grid(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, A:
     lim = (nx - 1 + EPS, ny - 1 + EPS, nz - 1 + EPS)
     rows = max(1, BLOCK // max(nc, 1))
     c = np.arange(nc, dtype=np.float64)
+    emit = _output_stage(window, out)
 
     def coords(r, s):
         # r: (rows, 1) float64, s: float -- written in the order the compiled kernels use
@@ -136,7 +163,7 @@ def sample_grid(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, A:
                 vals = np.full(inside.shape, fill, dtype=np.float64)
                 vals[inside] = _sample_block(flat, dims, slopes, intercepts, uniform,
                                              x[inside], y[inside], z[inside], linear)
-                out[s, r0:r1] = vals
+                out[s, r0:r1] = emit(vals)
             continue
         if code == 1:
             acc = np.full((r1 - r0, nc), -np.inf)
@@ -161,7 +188,7 @@ def sample_grid(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, A:
             res = np.divide(acc, cnt, out=np.zeros_like(acc), where=cnt > 0)
         else:
             res = acc
-        out[r0:r1] = np.where(cnt > 0, res, fill)
+        out[r0:r1] = emit(np.where(cnt > 0, res, fill))
     return out
 
 
@@ -219,7 +246,7 @@ def slice_extrema(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.min(axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64)
 
 
-def sampler_warmup(*_args, **_kwargs) -> None:
+def sampler_warmup(data, **_kwargs) -> None:
     """Nothing to compile for numpy."""
 
 

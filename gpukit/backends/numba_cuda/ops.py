@@ -1,7 +1,7 @@
 """Host side of the ``numba-cuda`` backend: the backend API, launching the kernels of :mod:`.nbcuda_kernels`.
 
 The same functions and arguments as the CPU backends
-(:mod:`gpukit.backends.np_intensity`, :mod:`gpukit.backends.np_sampler`), with
+(:mod:`gpukit.backends.numpy.intensity`, :mod:`gpukit.backends.numpy.sampler`), with
 device arrays where those take numpy arrays:
 
 * ``data`` and ``out``: CuPy arrays, Numba device arrays, or anything with
@@ -32,8 +32,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import nbcuda_kernels as K
-from .np_sampler import EPS, MODES
+from . import kernels as K
+from .._sampler_math import combine_selects
+from ..codes import EPS, MODES
 
 
 # -- arrays ----------------------------------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def window_kernel(data, slopes, intercepts, center: float, width: float, functio
 
     ``out`` of an integer dtype gets rounded values; of a float dtype, unrounded ones.
     """
-    from .np_intensity import voi_params
+    from ..numpy.intensity import voi_params
 
     d = _contiguous(_device(data, "data"), "data")
     o = _contiguous(_device(out, "out"), "out")
@@ -168,7 +169,7 @@ def _geometry(A, b) -> tuple:
 
 
 def sample_grid(data, slopes, intercepts, A, b, grid, mode: str, interp: str, fill: float, out):
-    """Numba CUDA version of :func:`gpukit.backends.np_sampler.sample_grid` (same arguments; device data, out)."""
+    """Numba CUDA version of :func:`gpukit.backends.numpy.sampler.sample_grid` (same arguments; device data, out)."""
     d = _contiguous(_device(data, "data"), "data")
     o = _device(out, "out")
     ns, nr, nc = (int(g) for g in grid)
@@ -197,7 +198,7 @@ def sample_grid(data, slopes, intercepts, A, b, grid, mode: str, interp: str, fi
 
 
 def project_axis(data, slopes, intercepts, axis: int, lo: int, hi: int, mode: str, out):
-    """Numba CUDA version of :func:`gpukit.backends.np_sampler.project_axis` (``out``: device float32)."""
+    """Numba CUDA version of :func:`gpukit.backends.numpy.sampler.project_axis` (``out``: device float32)."""
     d = _contiguous(_device(data, "data"), "data")
     o = _device(out, "out")
     nz = int(d.shape[0])
@@ -208,7 +209,7 @@ def project_axis(data, slopes, intercepts, axis: int, lo: int, hi: int, mode: st
     per_sample = False
     if axis == 0:
         s, t = s_h[lo:hi], t_h[lo:hi]
-        per_sample = not (bool(np.all(s == s[0]) and np.all(t == t[0])) and (code == 3 or s[0] > 0))
+        per_sample = not (bool(np.all(s == s[0]) and np.all(t == t[0])) and (not combine_selects(code) or s[0] > 0))
     nu, nv = (int(n) for n in o.shape)
     blocks, threads = _pixel_grid(nu, nv)
     K.launch("axis", blocks, threads, d, cuda.to_device(s_h), cuda.to_device(t_h), axis, lo, hi, int(code),

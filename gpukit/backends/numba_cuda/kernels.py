@@ -3,7 +3,8 @@
 Every value comes from the same ``@njit`` scalar helpers as the Numba CPU
 kernels: :mod:`gpukit.backends._math` (rescale, VOI LUT window, rounding,
 MONOCHROME1) and :mod:`gpukit.backends._sampler_math` (inside test, clamping,
-trilinear and nearest reads, ray clipping). numba-cuda compiles an ``@njit``
+trilinear and nearest reads, ray clipping, the combine rule of the projection
+modes: ``combine_*``). numba-cuda compiles an ``@njit``
 function called from a kernel for the CUDA target, so the maths is written
 once (DESIGN.md, "Kernel math shared by the Numba CPU and Numba CUDA kernels
 lives once").
@@ -24,12 +25,15 @@ Kernels (arrays are device arrays; 1-D ones are C-order views of the volume):
   y (the slice's slope and intercept read once per thread and slice);
 * ``minmax``: grid-stride over all values, one atomic min and max per thread;
 * ``extrema``: per-slice min and max (atomics per slice), float64;
-* ``resample`` (mode none) and ``project`` (max 1, min 2, mean 3): one thread
-  per output pixel ``(c, r)`` marching along ``s``; ``project`` first clips
-  the ray to the volume (``_ray_range``: exactly the samples the inside test
-  accepts), so its loop needs no test;
+* ``resample`` (mode none) and ``project`` (max, min, mean): one thread
+  per output pixel ``(c, r)`` marching along ``s``; ``project`` is the
+  shared ``_ray_combine`` (the ray clipped to the volume by ``_ray_range``:
+  exactly the samples the inside test accepts, so its loop needs no test);
 * ``axis``: axis-aligned max/min/mean, one thread per output pixel, the same
   arithmetic as the numpy reference's ``project_axis``.
+
+Mode codes are :data:`gpukit.backends.codes.MODES`; the kernels never compare
+them with literals (the ``combine_*`` helpers do).
 
 Launch sizes are module values read at each launch; the tests shrink them so
 that inputs of a few hundred values span several blocks and every
@@ -38,20 +42,24 @@ grid-stride loop turns more than once.
 Under ``NUMBA_ENABLE_CUDASIM=1`` (set before Numba is imported) the kernels
 run in numba-cuda's simulator, in Python. There a kernel cannot pass an array
 to an ``@njit`` function (numba/numba#7494), so the kernels call the helpers'
-Python functions (``py_func``: the same source); on a device they call the
-``@njit`` functions themselves.
+Python functions (``py_func``: the same source), which call one another's
+Python functions in turn (``_ray_combine`` passes the volume to ``_linear``);
+on a device they call the ``@njit`` functions themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import sys
+import types
 
 import numpy as np
 from numba import config, cuda
 
-from . import _math
-from . import _sampler_math as _sm
+from .. import _math
+from .. import _sampler_math as _sm
 
 #: True when numba-cuda's simulator stands in for a device (NUMBA_ENABLE_CUDASIM=1 before Numba was imported).
 SIMULATOR = bool(config.ENABLE_CUDASIM)
@@ -67,9 +75,21 @@ MAX_SLICE_BLOCKS = 65535
 SAMPLER_BLOCK = (32, 8)
 
 
+@functools.lru_cache(maxsize=None)
+def _python_helpers(module_name: str) -> dict:
+    """The ``@njit`` helpers of a module as plain Python functions that call each other's Python functions (not
+    the dispatchers, which cannot take a simulator array): the names of the module, as the simulator sees them."""
+    names = dict(vars(sys.modules[module_name]))
+    for name, f in list(names.items()):
+        py = getattr(f, "py_func", None)
+        if py is not None:
+            names[name] = types.FunctionType(py.__code__, names, py.__name__, py.__defaults__, py.__closure__)
+    return names
+
+
 def _device(f):
     """A helper as the kernels call it: the ``@njit`` function on a device, its Python source under the simulator."""
-    return f.py_func if SIMULATOR else f
+    return _python_helpers(f.py_func.__module__)[f.py_func.__name__] if SIMULATOR else f
 
 
 _rescale_value = _device(_math.rescale_value)
@@ -78,6 +98,12 @@ _inside = _device(_sm._inside)
 _linear = _device(_sm._linear)
 _nearest = _device(_sm._nearest)
 _ray_range = _device(_sm._ray_range)
+_ray_combine = _device(_sm._ray_combine)
+_combine_init = _device(_sm.combine_init)
+_combine_step = _device(_sm.combine_step)
+_combine_finish = _device(_sm.combine_finish)
+_combine_selects = _device(_sm.combine_selects)
+_combine_mirror = _device(_sm.combine_mirror)
 
 
 # -- intensity ------------------------------------------------------------------------------------------------------
@@ -179,7 +205,7 @@ def resample(flat, nx, ny, nz, slopes, intercepts, uniform, a00, a01, a02, b0, a
 
 def project(flat, nx, ny, nz, slopes, intercepts, uniform, a00, a01, a02, b0, a10, a11, a12, b1, a20, a21, a22, b2,
             ns, mode, linear, fill, eps, out):
-    """modes max (1), min (2), mean (3): thread ``(c, r)`` combines the inside samples of its ray into ``out[r, c]``."""
+    """projection modes (max, min, mean): thread ``(c, r)`` writes the combined value of its ray to ``out[r, c]``."""
     nr, nc = out.shape
     c = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
     r = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
@@ -191,46 +217,20 @@ def project(flat, nx, ny, nz, slopes, intercepts, uniform, a00, a01, a02, b0, a1
     bx = a00 * c + a01 * r
     by = a10 * c + a11 * r
     bz = a20 * c + a21 * r
-    lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
-    if hi < lo:
-        out[r, c] = fill
-        return
-    acc = 0.0
-    if mode == 1:
-        acc = -math.inf
-    elif mode == 2:
-        acc = math.inf
-    for s in range(lo, hi + 1):
-        x = bx + a02 * s + b0
-        y = by + a12 * s + b1
-        z = bz + a22 * s + b2
-        if linear:
-            v = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-        else:
-            v = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-        if mode == 1:
-            if v > acc:
-                acc = v
-        elif mode == 2:
-            if v < acc:
-                acc = v
-        else:
-            acc += v
-    if mode == 3:
-        out[r, c] = acc / (hi - lo + 1)
-    else:
-        out[r, c] = acc
+    out[r, c] = _ray_combine(flat, nx, ny, nz, slopes, intercepts, uniform, linear, bx, by, bz, a02, a12, a22, b0, b1,
+                             b2, ns, mode, fill, xl, yl, zl, eps)
 
 
 def axis(data, slopes, intercepts, ax, lo, hi, mode, per_sample, out):
-    """Axis-aligned max (1) / min (2) / mean (3) over indices ``lo:hi`` of array axis ``ax``; thread = output pixel.
+    """Axis-aligned max / min / mean over indices ``lo:hi`` of array axis ``ax``; thread = output pixel.
 
     ``out[u, v]`` reduces ``data[q, u, v]`` (axis 0), ``data[u, q, v]`` (1) or
     ``data[u, v, q]`` (2). ``per_sample`` (axis 0 only): rescale every value
     with its slice's slope and intercept before combining; otherwise the
-    stored values are reduced (a negative slice slope swaps max and min) and
-    the result rescaled once, with slice ``u``'s rescale (axes 1, 2) or slice
-    ``lo``'s (axis 0). The numpy reference's arithmetic, step by step.
+    stored values are reduced (by ``combine_mirror(mode)`` under a negative
+    slice slope) and the result rescaled once, with slice ``u``'s rescale
+    (axes 1, 2) or slice ``lo``'s (axis 0). The numpy reference's arithmetic,
+    step by step; the combination is ``combine_*`` throughout.
     """
     nu, nv = out.shape
     v = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
@@ -240,26 +240,16 @@ def axis(data, slopes, intercepts, ax, lo, hi, mode, per_sample, out):
     if per_sample:
         acc = _rescale_value(float(data[lo, u, v]), slopes[lo], intercepts[lo])
         for q in range(lo + 1, hi):
-            h = _rescale_value(float(data[q, u, v]), slopes[q], intercepts[q])
-            if mode == 1:
-                if h > acc:
-                    acc = h
-            elif mode == 2:
-                if h < acc:
-                    acc = h
-            else:
-                acc += h
-        if mode == 3:
-            acc /= hi - lo
-        out[u, v] = acc
+            acc = _combine_step(acc, _rescale_value(float(data[q, u, v]), slopes[q], intercepts[q]), mode)
+        out[u, v] = _combine_finish(acc, hi - lo, mode, 0.0)
         return
     k = lo if ax == 0 else u
     s = slopes[k]
     t = intercepts[k]
     m = mode
-    if m != 3 and s < 0.0:
-        m = 3 - m  # max <-> min
-    acc = 0.0
+    if s < 0.0:
+        m = _combine_mirror(mode)
+    acc = _combine_init(m)
     for q in range(lo, hi):
         if ax == 0:
             x = float(data[q, u, v])
@@ -267,19 +257,11 @@ def axis(data, slopes, intercepts, ax, lo, hi, mode, per_sample, out):
             x = float(data[u, q, v])
         else:
             x = float(data[u, v, q])
-        if q == lo and m != 3:
+        if q == lo and _combine_selects(m):
             acc = x
-        elif m == 1:
-            if x > acc:
-                acc = x
-        elif m == 2:
-            if x < acc:
-                acc = x
         else:
-            acc += x
-    if m == 3:
-        acc = acc / (hi - lo)
-    out[u, v] = _rescale_value(acc, s, t)
+            acc = _combine_step(acc, x, m)
+    out[u, v] = _rescale_value(_combine_finish(acc, hi - lo, m, 0.0), s, t)
 
 
 #: the kernels' Python functions, by name (what the dispatchers compile; the tests compile them to PTX)

@@ -1,8 +1,8 @@
 """The Numba CUDA backend: ``@cuda.jit`` kernels on CuPy or Numba device arrays.
 
-The kernels (:mod:`gpukit.backends.nbcuda_kernels`) call the same ``@njit``
+The kernels (:mod:`gpukit.backends.numba_cuda.kernels`) call the same ``@njit``
 scalar helpers as the Numba CPU backend; the host side
-(:mod:`gpukit.backends.nbcuda_ops`) has the CPU backends' functions and
+(:mod:`gpukit.backends.numba_cuda.ops`) has the CPU backends' functions and
 arguments, with device arrays for the volume and the output. Importing this
 module imports nothing heavy: Numba is imported by :func:`is_available` and
 when a kernel is first looked up (``import gpukit`` never imports it).
@@ -19,12 +19,8 @@ from __future__ import annotations
 import importlib.util
 import os
 
-NAME = "numba-cuda"
-ARRAY = "cupy"
-DEPENDENCIES = ["numba-cuda>=0.10", "a CUDA device"]
-
-_API = ("rescale_kernel", "window_kernel", "minmax_kernel", "sample_grid", "project_axis", "slice_extrema",
-        "sampler_warmup")
+from .. import codes
+from ..contract import Backend
 
 
 def _simulator() -> bool:
@@ -77,13 +73,35 @@ def missing_dependencies() -> list[str]:
     return out or ["a CUDA device (numba.cuda.is_available() is False)"]
 
 
-def __getattr__(name: str):
-    # the kernels are imported on first use, so importing the registry stays light
-    if name in _API:
-        from . import nbcuda_ops
+class NumbaCudaBackend(Backend):
+    name = "numba-cuda"
+    location = "device"
+    dependencies = ("numba-cuda>=0.10", "a CUDA device")
+    static_capabilities = frozenset({codes.CONCURRENT_CALLS})
 
-        return getattr(nbcuda_ops, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def is_available(self) -> bool:
+        return is_available()
+
+    def missing_dependencies(self) -> list[str]:
+        return missing_dependencies()
+
+    def kernels(self):
+        from . import ops   # imports Numba and the kernels on first use
+
+        return ops
+
+    @property
+    def xp(self):
+        import cupy
+
+        return cupy
+
+    def asarray(self, a, dtype=None):
+        import cupy
+
+        return cupy.asarray(a, dtype=dtype)
 
 
-__all__ = ["NAME", "ARRAY", "DEPENDENCIES", "is_available", "missing_dependencies", *_API]
+BACKEND = NumbaCudaBackend()
+
+__all__ = ["BACKEND", "NumbaCudaBackend", "is_available", "missing_dependencies"]

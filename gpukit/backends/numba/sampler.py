@@ -1,6 +1,6 @@
 """The geometric sampler as Numba CPU kernels (``@njit(parallel=True)``), one ray per output pixel.
 
-Same rule and same float64 expressions as :mod:`gpukit.backends.np_sampler`
+Same rule and same float64 expressions as :mod:`gpukit.backends.numpy.sampler`
 (read its docstring): coordinates ``A @ (c, r, s) + b`` written left to right,
 the inside test with ``EPS``, clamping, ``a + (b - a) * f`` blends, per-slice
 rescale between the two slices or once when it is uniform. Kernels are
@@ -19,10 +19,13 @@ import math
 
 import numpy as np
 
-from ._jit import njit, prange
+from .._jit import njit, prange
 
-from ._sampler_math import _clamp, _inside, _linear, _nearest, _ray_range
-from .np_sampler import EPS, MODES
+from .._math import voi_params, window_value
+from .._sampler_math import (MODE_MAX, MODE_MIN, MODE_NONE, _clamp, _inside, _linear, _nearest, _ray_combine,
+                             _ray_range, combine_finish, combine_init, combine_mirror, combine_selects,
+                             combine_skips, combine_step)
+from ..codes import EPS, MODES
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
 
@@ -31,10 +34,38 @@ _JIT = dict(cache=True, fastmath=False, nogil=True)
 TILE_RC = 16
 TILE_S = 16
 
+#: the ``wnd`` argument of every kernel when no window stage is fused (see :func:`_window_args`)
+NO_WINDOW = (False, 0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, False, False)
+
+
+def _window_args(window, out) -> tuple:
+    """The kernels' ``wnd``: ``(fused, function_code, c', w', lower, upper, lo, hi, rounded, invert)``.
+
+    ``window`` is ``(center, width, function_code, lo, hi, invert)`` or None; ``out``'s dtype decides the
+    rounding (an integer dtype rounds half away from zero, as the window kernels do).
+    """
+    if window is None:
+        return NO_WINDOW
+    center, width, fcode, lo, hi, invert = window
+    cc, ww, lower, upper = voi_params(center, width, int(fcode))
+    return (True, int(fcode), float(cc), float(ww), float(lower), float(upper), float(lo), float(hi),
+            out.dtype.kind in "iu", bool(invert))
+
+
+@njit(inline="always", **_JIT)
+def _out_value(v, wnd):
+    """What the kernels write for the float64 result ``v``: ``v`` itself (cast by the store), or with a fused
+    window stage the window of ``v`` rounded to float32 first -- the same number as windowing the float32 image
+    (``kernels/sample.cu``'s ``gk_store``)."""
+    fused, fcode, cc, ww, lower, upper, lo, hi, rounded, invert = wnd
+    if fused:
+        return window_value(float(np.float32(v)), fcode, cc, ww, lower, upper, lo, hi, rounded, invert)
+    return v
+
 
 @njit(parallel=True, **_JIT)
-def _resample_kernel(data, slopes, intercepts, uniform, A, b, linear, fill, eps, out):
-    """mode "none": out[s, r, c] for every output position, in cache-sized tiles."""
+def _resample_kernel(data, slopes, intercepts, uniform, A, b, linear, fill, eps, out, wnd):
+    """mode "none": out[s, r, c] for every output position, in cache-sized tiles (``wnd``: :func:`_out_value`)."""
     nz, ny, nx = data.shape
     flat = data.ravel()
     ns, nr, nc = out.shape
@@ -60,18 +91,19 @@ def _resample_kernel(data, slopes, intercepts, uniform, A, b, linear, fill, eps,
                     x = a00 * c + a01 * r + a02 * s + b0
                     y = a10 * c + a11 * r + a12 * s + b1
                     z = a20 * c + a21 * r + a22 * s + b2
+                    v = fill
                     if _inside(x, y, z, xl, yl, zl, eps):
                         if linear:
-                            out[s, r, c] = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+                            v = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
                         else:
-                            out[s, r, c] = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-                    else:
-                        out[s, r, c] = fill
+                            v = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+                    out[s, r, c] = _out_value(v, wnd)
 
 
 @njit(parallel=True, **_JIT)
-def _project_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, out):
-    """modes max (1), min (2), mean (3): out[r, c] combines the inside samples of the ray at (c, r).
+def _project_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, out, wnd):
+    """projection modes (max, min, mean): out[r, c] combines the inside samples of the ray at (c, r)
+    (``combine_*`` of :mod:`gpukit.backends._sampler_math`; ``wnd``: :func:`_out_value`).
 
     Each ray is clipped to the volume first (an analytic estimate, then
     refined with the exact inside test, which is monotone along a ray), so the
@@ -93,36 +125,9 @@ def _project_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, f
             bx = a00 * c + a01 * r
             by = a10 * c + a11 * r
             bz = a20 * c + a21 * r
-            lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
-            if hi < lo:
-                out[r, c] = fill
-                continue
-            if mode == 1:
-                acc = -np.inf
-            elif mode == 2:
-                acc = np.inf
-            else:
-                acc = 0.0
-            for s in range(lo, hi + 1):
-                x = bx + a02 * s + b0
-                y = by + a12 * s + b1
-                z = bz + a22 * s + b2
-                if linear:
-                    v = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-                else:
-                    v = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-                if mode == 1:
-                    if v > acc:
-                        acc = v
-                elif mode == 2:
-                    if v < acc:
-                        acc = v
-                else:
-                    acc += v
-            if mode == 3:
-                out[r, c] = acc / (hi - lo + 1)
-            else:
-                out[r, c] = acc
+            v = _ray_combine(flat, nx, ny, nz, slopes, intercepts, uniform, linear, bx, by, bz, a02, a12, a22, b0, b1,
+                             b2, ns, mode, fill, xl, yl, zl, eps)
+            out[r, c] = _out_value(v, wnd)
 
 
 #: brick edge (voxels, a power of two) of the empty-space skipping grid used by max/min projections
@@ -132,8 +137,8 @@ BRICK_MIN_STEPS = 16
 
 
 @njit(parallel=True, **_JIT)
-def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, bext, out):
-    """max (1) / min (2) projection that skips samples which cannot change the result.
+def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, bext, out, wnd):
+    """max / min projection that skips samples which cannot change the result (``combine_skips``).
 
     ``bext[bk, bj, bi]`` is the largest (max mode) or smallest (min mode)
     rescaled voxel value over the voxels a sample in brick ``(bk, bj, bi)``
@@ -141,7 +146,8 @@ def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
     floor index lies in the brick blends voxels up to one past it). Every
     value interpolated there is a convex combination of those voxels, so when
     ``bext <= acc`` (max) the sample and all the following ones of the ray
-    that stay in the brick are skipped. The result equals the unskipped march
+    that stay in the brick are skipped (a brick holding a NaN has a NaN
+    ``bext`` and is never skipped). The result equals the unskipped march
     (``_project_kernel``) up to float64 rounding.
     """
     nz, ny, nx = data.shape
@@ -161,10 +167,7 @@ def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
             by = a10 * c + a11 * r
             bz = a20 * c + a21 * r
             lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
-            if hi < lo:
-                out[r, c] = fill
-                continue
-            acc = -np.inf if mode == 1 else np.inf
+            acc = combine_init(mode)
             s = lo
             while s <= hi:
                 x = _clamp(bx + a02 * s + b0, nx - 1.0)
@@ -173,8 +176,7 @@ def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
                 bi = int(x) >> sh
                 bj = int(y) >> sh
                 bk = int(z) >> sh
-                e = bext[bk, bj, bi]
-                if (mode == 1 and e <= acc) or (mode == 2 and e >= acc):
+                if combine_skips(bext[bk, bj, bi], acc, mode):
                     room = np.inf
                     if a02 > 0.0:
                         room = min(room, ((bi + 1) * bw - x) / a02)
@@ -196,18 +198,15 @@ def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
                     v = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
                 else:
                     v = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-                if mode == 1:
-                    if v > acc:
-                        acc = v
-                elif v < acc:
-                    acc = v
+                acc = combine_step(acc, v, mode)
                 s += 1
-            out[r, c] = acc
+            out[r, c] = _out_value(combine_finish(acc, hi - lo + 1, mode, fill), wnd)
 
 
 @njit(parallel=True, **_JIT)
 def _brick_extrema_kernel(data, slopes, intercepts, bmax, bmin):
-    """Per brick: max and min rescaled value over voxels 8b .. 8b+8 on each axis (clamped to the volume)."""
+    """Per brick: max and min rescaled value over voxels 8b .. 8b+8 on each axis (clamped to the volume), by
+    ``combine_step`` (a NaN voxel makes both NaN: that brick is never skipped)."""
     nz, ny, nx = data.shape
     nbz, nby, nbx = bmax.shape
     sh = BRICK_SHIFT
@@ -226,8 +225,8 @@ def _brick_extrema_kernel(data, slopes, intercepts, bmax, bmin):
                 n = m
                 for i in range(bi * w + 1, i_hi + 1):
                     v = data[k, j, i]
-                    m = max(m, v)
-                    n = min(n, v)
+                    m = combine_step(m, v, MODE_MAX)
+                    n = combine_step(n, v, MODE_MIN)
                 rmax[j, bi] = m
                 rmin[j, bi] = n
         for bj in range(nby):
@@ -236,12 +235,12 @@ def _brick_extrema_kernel(data, slopes, intercepts, bmax, bmin):
                 m = rmax[bj * w, bi]
                 n = rmin[bj * w, bi]
                 for j in range(bj * w + 1, j_hi + 1):
-                    m = max(m, rmax[j, bi])
-                    n = min(n, rmin[j, bi])
+                    m = combine_step(m, rmax[j, bi], MODE_MAX)
+                    n = combine_step(n, rmin[j, bi], MODE_MIN)
                 hm = m * s + t
                 hn = n * s + t
-                smax[k, bj, bi] = max(hm, hn)
-                smin[k, bj, bi] = min(hm, hn)
+                smax[k, bj, bi] = combine_step(hm, hn, MODE_MAX)
+                smin[k, bj, bi] = combine_step(hm, hn, MODE_MIN)
     for bk in prange(nbz):
         k_hi = min(nz - 1, bk * w + w)
         for bj in range(nby):
@@ -249,8 +248,8 @@ def _brick_extrema_kernel(data, slopes, intercepts, bmax, bmin):
                 m = smax[bk * w, bj, bi]
                 n = smin[bk * w, bj, bi]
                 for k in range(bk * w + 1, k_hi + 1):
-                    m = max(m, smax[k, bj, bi])
-                    n = min(n, smin[k, bj, bi])
+                    m = combine_step(m, smax[k, bj, bi], MODE_MAX)
+                    n = combine_step(n, smin[k, bj, bi], MODE_MIN)
                 bmax[bk, bj, bi] = m
                 bmin[bk, bj, bi] = n
 
@@ -365,7 +364,8 @@ def _nearest_bricked(flat, nx, ny, nz, js, ks, slopes, intercepts, uniform, x, y
 
 
 @njit(parallel=True, **_JIT)
-def _reslice_bricked_kernel(flat, nz, ny, nx, nby, nbx, slopes, intercepts, uniform, A, b, linear, fill, eps, out):
+def _reslice_bricked_kernel(flat, nz, ny, nx, nby, nbx, slopes, intercepts, uniform, A, b, linear, fill, eps, out,
+                            wnd):
     """mode "none" on the bricked layout (``_resample_kernel``'s loop and rule)."""
     ns, nr, nc = out.shape
     sh = LAYOUT_SHIFT
@@ -393,19 +393,20 @@ def _reslice_bricked_kernel(flat, nz, ny, nx, nby, nbx, slopes, intercepts, unif
                     x = a00 * c + a01 * r + a02 * s + b0
                     y = a10 * c + a11 * r + a12 * s + b1
                     z = a20 * c + a21 * r + a22 * s + b2
+                    v = fill
                     if _inside(x, y, z, xl, yl, zl, eps):
                         if linear:
-                            out[s, r, c] = _linear_bricked(flat, nx, ny, nz, js, ks, slopes, intercepts, uniform,
-                                                           x, y, z)
+                            v = _linear_bricked(flat, nx, ny, nz, js, ks, slopes, intercepts, uniform, x, y, z)
                         else:
-                            out[s, r, c] = _nearest_bricked(flat, nx, ny, nz, js, ks, slopes, intercepts, uniform,
-                                                            x, y, z)
-                    else:
-                        out[s, r, c] = fill
+                            v = _nearest_bricked(flat, nx, ny, nz, js, ks, slopes, intercepts, uniform, x, y, z)
+                    out[s, r, c] = _out_value(v, wnd)
 
 
-def sample_grid_bricked(bricked, shape, slopes, intercepts, A, b, grid, interp, fill, out):
-    """mode "none" sampling of a volume held by :func:`to_bricks` (``shape`` = the volume's (nz, ny, nx))."""
+def sample_grid_bricked(bricked, shape, slopes, intercepts, A, b, grid, interp, fill, out, window=None):
+    """mode "none" sampling of a volume held by :func:`to_bricks` (``shape`` = the volume's (nz, ny, nx)).
+
+    ``window``: as in :func:`sample_grid` (the windowed image into an integer ``out``, in the same pass).
+    """
     flat, nb = bricked
     slopes = np.ascontiguousarray(slopes, dtype=np.float64)
     intercepts = np.ascontiguousarray(intercepts, dtype=np.float64)
@@ -413,13 +414,16 @@ def sample_grid_bricked(bricked, shape, slopes, intercepts, A, b, grid, interp, 
     nz, ny, nx = shape
     _reslice_bricked_kernel(flat, nz, ny, nx, nb[1], nb[2], slopes, intercepts, uniform,
                             np.ascontiguousarray(A, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64),
-                            interp == "linear", float(fill), EPS, out)
+                            interp == "linear", float(fill), EPS, out, _window_args(window, out))
     return out
 
 
-def sample_grid(data, slopes, intercepts, A, b, grid, mode, interp, fill, out, bricks=None):
-    """Numba version of :func:`gpukit.backends.np_sampler.sample_grid` (same arguments and result).
+def sample_grid(data, slopes, intercepts, A, b, grid, mode, interp, fill, out, window=None, bricks=None):
+    """Numba version of :func:`gpukit.backends.numpy.sampler.sample_grid` (same arguments and result).
 
+    ``window``: optional ``(center, width, function_code, lo, hi, invert)``:
+    ``out`` (uint8) then receives the window of each float32 result (the
+    fill too), computed in the same pass (no float32 image in between).
     ``bricks``: optional ``(bmax, bmin)`` from :func:`brick_extrema` for these
     data and rescale; max/min projections of at least ``BRICK_MIN_STEPS``
     steps then skip the samples that cannot change the result.
@@ -432,46 +436,47 @@ def sample_grid(data, slopes, intercepts, A, b, grid, mode, interp, fill, out, b
     linear = interp == "linear"
     code = MODES[mode]
     ns = int(grid[0])
-    if code == 0:
-        _resample_kernel(data, slopes, intercepts, uniform, A, b, linear, float(fill), EPS, out)
-    elif bricks is not None and code in (1, 2) and ns >= BRICK_MIN_STEPS:
-        bext = bricks[0] if code == 1 else bricks[1]
-        _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, code, linear, float(fill), EPS, bext, out)
+    wnd = _window_args(window, out)
+    if code == MODE_NONE:
+        _resample_kernel(data, slopes, intercepts, uniform, A, b, linear, float(fill), EPS, out, wnd)
+    elif bricks is not None and code in (MODE_MAX, MODE_MIN) and ns >= BRICK_MIN_STEPS:
+        bext = bricks[0] if code == MODE_MAX else bricks[1]
+        _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, code, linear, float(fill), EPS, bext, out,
+                               wnd)
     else:
-        _project_kernel(data, slopes, intercepts, uniform, A, b, ns, code, linear, float(fill), EPS, out)
+        _project_kernel(data, slopes, intercepts, uniform, A, b, ns, code, linear, float(fill), EPS, out, wnd)
     return out
 
 
 # -- axis-aligned projections: bandwidth-bound reductions over the stored array --------------------------
+# Every combination is ``combine_*`` of _sampler_math. Modes that select (max, min) reduce stored values in
+# their own dtype; the others accumulate in float64 from ``combine_init``; ``combine_finish`` ends both.
 
 @njit(parallel=True, **_JIT)
 def _axis0_raw(data, lo, hi, mode, out):
-    """Reduce stored values over slices lo:hi; out (ny, nx) float64 holds the raw max/min/sum."""
+    """Combine stored values over slices lo:hi; out (ny, nx) float64 holds the finished raw value (max/min/mean)."""
     nz, ny, nx = data.shape
+    n = hi - lo
     for j in prange(ny):
-        if mode == 3:
-            acc = np.zeros(nx, np.float64)
-            for k in range(lo, hi):
-                for i in range(nx):
-                    acc[i] += data[k, j, i]
-            for i in range(nx):
-                out[j, i] = acc[i]
-        else:
+        if combine_selects(mode):
             row = data[lo, j].copy()
             for k in range(lo + 1, hi):
-                if mode == 1:
-                    for i in range(nx):
-                        row[i] = max(row[i], data[k, j, i])
-                else:
-                    for i in range(nx):
-                        row[i] = min(row[i], data[k, j, i])
+                for i in range(nx):
+                    row[i] = combine_step(row[i], data[k, j, i], mode)
             for i in range(nx):
-                out[j, i] = row[i]
+                out[j, i] = combine_finish(row[i], n, mode, 0.0)
+        else:
+            acc = np.full(nx, combine_init(mode))
+            for k in range(lo, hi):
+                for i in range(nx):
+                    acc[i] = combine_step(acc[i], data[k, j, i], mode)
+            for i in range(nx):
+                out[j, i] = combine_finish(acc[i], n, mode, 0.0)
 
 
 @njit(parallel=True, **_JIT)
 def _axis0_hu(data, slopes, intercepts, lo, hi, mode, out):
-    """Reduce rescaled values over slices lo:hi (per-slice rescale); out (ny, nx) float64."""
+    """Combine rescaled values over slices lo:hi (per-slice rescale); out (ny, nx) float64, finished."""
     nz, ny, nx = data.shape
     for j in prange(ny):
         acc = np.empty(nx, np.float64)
@@ -480,66 +485,53 @@ def _axis0_hu(data, slopes, intercepts, lo, hi, mode, out):
         for k in range(lo + 1, hi):
             s = slopes[k]
             t = intercepts[k]
-            if mode == 1:
-                for i in range(nx):
-                    acc[i] = max(acc[i], data[k, j, i] * s + t)
-            elif mode == 2:
-                for i in range(nx):
-                    acc[i] = min(acc[i], data[k, j, i] * s + t)
-            else:
-                for i in range(nx):
-                    acc[i] += data[k, j, i] * s + t
+            for i in range(nx):
+                acc[i] = combine_step(acc[i], data[k, j, i] * s + t, mode)
         for i in range(nx):
-            out[j, i] = acc[i]
+            out[j, i] = combine_finish(acc[i], hi - lo, mode, 0.0)
 
 
 @njit(parallel=True, **_JIT)
 def _axis12_hu(data, slopes, intercepts, axis, lo, hi, mode, out):
-    """Reduce along j (axis 1, out (nz, nx)) or i (axis 2, out (nz, ny)); each output row is one slice."""
+    """Combine along j (axis 1, out (nz, nx)) or i (axis 2, out (nz, ny)); each output row is one slice, so the
+    stored values are combined (by ``combine_mirror(mode)`` under a negative slope) and rescaled once."""
     nz, ny, nx = data.shape
+    n = hi - lo
     for k in prange(nz):
         s = slopes[k]
         t = intercepts[k]
+        m = mode if s >= 0 else combine_mirror(mode)
         if axis == 1:
-            if mode == 3:
-                acc = np.zeros(nx, np.float64)
-                for j in range(lo, hi):
-                    for i in range(nx):
-                        acc[i] += data[k, j, i]
-                for i in range(nx):
-                    out[k, i] = (acc[i] / (hi - lo)) * s + t
-            else:
+            if combine_selects(m):
                 row = data[k, lo].copy()
                 for j in range(lo + 1, hi):
-                    if (mode == 1) == (s >= 0):
-                        for i in range(nx):
-                            row[i] = max(row[i], data[k, j, i])
-                    else:
-                        for i in range(nx):
-                            row[i] = min(row[i], data[k, j, i])
+                    for i in range(nx):
+                        row[i] = combine_step(row[i], data[k, j, i], m)
                 for i in range(nx):
-                    out[k, i] = row[i] * s + t
+                    out[k, i] = combine_finish(row[i], n, m, 0.0) * s + t
+            else:
+                acc = np.full(nx, combine_init(m))
+                for j in range(lo, hi):
+                    for i in range(nx):
+                        acc[i] = combine_step(acc[i], data[k, j, i], m)
+                for i in range(nx):
+                    out[k, i] = combine_finish(acc[i], n, m, 0.0) * s + t
         else:
             for j in range(ny):
-                if mode == 3:
-                    a = 0.0
-                    for i in range(lo, hi):
-                        a += data[k, j, i]
-                    out[k, j] = (a / (hi - lo)) * s + t
-                elif (mode == 1) == (s >= 0):
-                    m = data[k, j, lo]
+                if combine_selects(m):
+                    e = data[k, j, lo]
                     for i in range(lo + 1, hi):
-                        m = max(m, data[k, j, i])
-                    out[k, j] = m * s + t
+                        e = combine_step(e, data[k, j, i], m)
+                    out[k, j] = combine_finish(e, n, m, 0.0) * s + t
                 else:
-                    m = data[k, j, lo]
-                    for i in range(lo + 1, hi):
-                        m = min(m, data[k, j, i])
-                    out[k, j] = m * s + t
+                    a = combine_init(m)
+                    for i in range(lo, hi):
+                        a = combine_step(a, data[k, j, i], m)
+                    out[k, j] = combine_finish(a, n, m, 0.0) * s + t
 
 
 def project_axis(data, slopes, intercepts, axis, lo, hi, mode, out):
-    """Numba version of :func:`gpukit.backends.np_sampler.project_axis`."""
+    """Numba version of :func:`gpukit.backends.numpy.sampler.project_axis`."""
     slopes = np.ascontiguousarray(slopes, dtype=np.float64)
     intercepts = np.ascontiguousarray(intercepts, dtype=np.float64)
     code = MODES[mode]
@@ -549,15 +541,11 @@ def project_axis(data, slopes, intercepts, axis, lo, hi, mode, out):
     s = slopes[lo:hi]
     t = intercepts[lo:hi]
     tmp = np.empty(out.shape, np.float64)
-    if bool(np.all(s == s[0]) and np.all(t == t[0])) and (code == 3 or s[0] > 0):
+    if bool(np.all(s == s[0]) and np.all(t == t[0])) and (not combine_selects(code) or s[0] > 0):
         _axis0_raw(data, int(lo), int(hi), code, tmp)
-        if code == 3:
-            tmp /= hi - lo
         out[...] = tmp * s[0] + t[0]
     else:
         _axis0_hu(data, slopes, intercepts, int(lo), int(hi), code, tmp)
-        if code == 3:
-            tmp /= hi - lo
         out[...] = tmp
     return out
 

@@ -3,9 +3,9 @@
 :class:`CudaKernels` implements the kernel API of the numpy backend modules
 (``rescale_kernel``, ``window_kernel``, ``minmax_kernel``, ``sample_grid``,
 ``project_axis``, ``slice_extrema``, ``sampler_warmup``; see
-:mod:`gpukit.backends` and :mod:`gpukit.backends.np_sampler`) on top of the
+:mod:`gpukit.backends` and :mod:`gpukit.backends.numpy.sampler`) on top of the
 CUDA C++ kernels of ``kernels/``. Everything host-side lives here: the module
-specialisation (:mod:`~gpukit.backends.cuda_src` specs: element types,
+specialisation (:mod:`~gpukit.backends.cuda.src` specs: element types,
 rounding, fused window, 32- or 64-bit indices), launch sizes, and the exact C
 types of every kernel argument (numpy scalars: ``np.int32`` / ``np.int64`` /
 ``np.float64``, matching the ``.cu`` parameter lists).
@@ -13,12 +13,13 @@ types of every kernel argument (numpy scalars: ``np.int32`` / ``np.int64`` /
 A launcher is any object with
 
 * ``xp``: the array module of its arrays (``cupy`` or ``numpy``);
+* ``device_id()``: the current device's number (caches are kept per device);
 * ``function(spec, entry)``: a callable ``f(grid, block, args)`` that runs
   entry point ``entry`` of module ``spec`` over ``grid`` x ``block``
   (3-tuples) with ``args``.
 
-Two exist: :class:`gpukit.backends.cupy_backend.CupyLauncher` (``cupy.RawModule``
-through NVRTC, on a GPU) and :class:`gpukit.backends.cuda_host.HostLauncher`
+Two exist: :class:`gpukit.backends.cupy.launcher.CupyLauncher` (``cupy.RawModule``
+through NVRTC, on a GPU) and :class:`gpukit.backends.cuda_host.shim.HostLauncher`
 (the same ``.cu`` files compiled as C++ for the CPU and called through
 ctypes, which also checks every argument's type against the kernel's
 parameter list). Only the few CuPy lines differ between them.
@@ -30,18 +31,19 @@ synchronisation, so the result does not depend on them.
 
 64-bit indices: a module is built with ``INDEX_T = long long`` when an index
 it forms (an array's element count, plus one grid stride past the end) could
-exceed :data:`gpukit.backends.cuda_src.INDEX32_MAX`; tests lower
+exceed :data:`gpukit.backends.cuda.src.INDEX32_MAX`; tests lower
 :attr:`CudaKernels.index32_max` to run the 64-bit modules on small inputs.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import cuda_src
-from .np_sampler import EPS, MODES
+from . import src as cuda_src
+from ..codes import EPS, MODES
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,12 @@ class CudaKernels:
     launcher: object
     config: LaunchConfig = field(default_factory=LaunchConfig)
     index32_max: int = cuda_src.INDEX32_MAX
+    #: rescale tables kept on the device (by content), see :meth:`_rescale`
+    upload_cache_entries: int = 64
+
+    def __post_init__(self):
+        self._uploads: dict = {}
+        self._cache_lock = threading.Lock()
 
     @property
     def xp(self):
@@ -104,9 +112,23 @@ class CudaKernels:
         dt = self._value_dtype(data.dtype)
         return data if data.dtype == dt else data.astype(dt)
 
-    def _vector(self, v, n: int):
-        a = np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)))
-        return self._device(a, np.float64), a
+    def _rescale(self, slopes, intercepts, n: int):
+        """``((slopes, intercepts) on the device, (the same on the host))``, float64 vectors of length ``n``.
+
+        Both go up in one copy, and uploads are cached by content (per device): a resident volume's
+        rescale table is uploaded once, not once per operation.
+        """
+        host = np.ascontiguousarray(np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
+                                              for v in (slopes, intercepts)]))
+        key = (self.launcher.device_id(), host.tobytes())
+        with self._cache_lock:
+            dev = self._uploads.pop(key, None)
+            if dev is None:
+                dev = self._device(host, np.float64)
+            self._uploads[key] = dev                   # most recently used last
+            while len(self._uploads) > self.upload_cache_entries:
+                self._uploads.pop(next(iter(self._uploads)))
+        return (dev[0], dev[1]), (host[0], host[1])
 
     def _slices(self, nz: int, per_slice: int):
         """grid, block and x stride of the slice-walking 1-D kernels."""
@@ -157,8 +179,7 @@ class CudaKernels:
         grid, block, stride, gy = self._slices(nz, per)
         i64 = self._index64(data.size + stride, nz + gy)
         spec = cuda_src.rescale_spec(data.dtype, dt, i64)
-        s, _ = self._vector(slopes, nz)
-        b, _ = self._vector(intercepts, nz)
+        (s, b), _ = self._rescale(slopes, intercepts, nz)
         idx = self._idx(i64)
         self.launcher.function(spec, "gk_rescale")(grid, block, (d3, s, b, buf, idx(nz), idx(per)))
         return self._finish(buf, out)
@@ -176,8 +197,7 @@ class CudaKernels:
         grid, block, stride, gy = self._slices(nz, per)
         i64 = self._index64(data.size + stride, nz + gy)
         spec = cuda_src.window_spec(data.dtype, dt, i64)
-        s, _ = self._vector(slopes, nz)
-        b, _ = self._vector(intercepts, nz)
+        (s, b), _ = self._rescale(slopes, intercepts, nz)
         idx = self._idx(i64)
         args = (d3, s, b, buf, idx(nz), idx(per), np.float64(center), np.float64(width), np.int32(function_code),
                 np.float64(lo), np.float64(hi), np.int32(1 if invert else 0))
@@ -202,15 +222,15 @@ class CudaKernels:
         xp = self.xp
         pmin = xp.empty((nz, parts), data.dtype)
         pmax = xp.empty((nz, parts), data.dtype)
-        lo = xp.empty(nz, data.dtype)
-        hi = xp.empty(nz, data.dtype)
+        lohi = xp.empty((2, nz), data.dtype)       # both rows come back in one download
+        lo, hi = lohi[0], lohi[1]
         self.launcher.function(spec, "gk_extrema_partial")((gx, gy, 1), (bx, 1, 1),
                                                             (d3, pmin, pmax, idx(nz), idx(per), idx(parts)))
         self.launcher.function(spec, "gk_extrema_final")((gf, 1, 1), (bx, 1, 1),
                                                           (pmin, pmax, lo, hi, idx(nz), idx(parts)))
-        if not isinstance(lo, np.ndarray):
-            lo, hi = lo.get(), hi.get()
-        return lo, hi
+        if not isinstance(lohi, np.ndarray):
+            lohi = lohi.get()
+        return lohi[0], lohi[1]
 
     def minmax_kernel(self, data):
         """``(min, max)`` of ``data`` as Python numbers, ``(0, 0)`` when empty (``np_intensity.minmax_kernel``)."""
@@ -254,8 +274,7 @@ class CudaKernels:
         i64 = self._index64(data.size, buf.size)
         fused = window is not None
         spec = cuda_src.sample_spec(data.dtype, buf.dtype, fused, i64)
-        s_dev, s_host = self._vector(slopes, nz)
-        t_dev, t_host = self._vector(intercepts, nz)
+        (s_dev, t_dev), (s_host, t_host) = self._rescale(slopes, intercepts, nz)
         uniform = bool(np.all(s_host == s_host[0]) and np.all(t_host == t_host[0]))
         A = np.asarray(A, dtype=np.float64).reshape(3, 3)
         b = np.asarray(b, dtype=np.float64).reshape(3)
@@ -286,8 +305,7 @@ class CudaKernels:
         buf, out = self._out_buffer(out, shape, np.float32)
         if buf.dtype != np.float32:
             raise ValueError(f"project_axis writes float32, got out of dtype {buf.dtype}")
-        s_dev, s_host = self._vector(slopes, nz)
-        t_dev, t_host = self._vector(intercepts, nz)
+        (s_dev, t_dev), (s_host, t_host) = self._rescale(slopes, intercepts, nz)
         cfg = self.config
         bx = cfg.block_1d
         if axis == 0:
@@ -328,7 +346,7 @@ class CudaKernels:
 
     def with_config(self, **changes) -> "CudaKernels":
         """A copy with some launch sizes changed (same launcher and its module cache)."""
-        return CudaKernels(self.launcher, replace(self.config, **changes), self.index32_max)
+        return CudaKernels(self.launcher, replace(self.config, **changes), self.index32_max, self.upload_cache_entries)
 
 
 #: the kernel API functions a backend module exposes (bound to one CudaKernels instance)

@@ -1,0 +1,217 @@
+"""Reading the pixels of a series on the CPU: stored integers into one preallocated array.
+
+Pixels go into one preallocated ``(nz, ny, nx)`` array of the stored integer
+type. Uncompressed little-endian frames are read straight from the file into
+their slice of that array (``readinto``, no per-slice ``pixel_array``);
+everything else is decoded by pydicom's plugins, several files at a time.
+
+This module sits below both :mod:`gpukit.dicom.load` (which builds the
+:class:`~gpukit.Volume`) and :mod:`gpukit.dicom.device` (which uploads chunk
+by chunk to a GPU); it imports neither of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import (CorruptDicomError, DecodeError, InconsistentSeriesError, MissingDecoderError, NoPixelDataError,
+                      UnsupportedDicomError)
+from .header import UNCOMPRESSED_LE, Frame
+
+#: pip packages that provide pydicom's decoder plugins (for error messages).
+PLUGIN_PACKAGES = {
+    "pylibjpeg": "pylibjpeg with pylibjpeg-openjpeg (JPEG 2000), pylibjpeg-libjpeg (JPEG, JPEG-LS), pylibjpeg-rle",
+    "gdcm": "python-gdcm",
+    "pillow": "pillow",
+    "pyjpegls": "pyjpegls",
+}
+
+
+def _stored_dtype(frame: Frame) -> np.dtype:
+    h = frame.header
+    bits = int(h.get("BitsAllocated", 16))
+    signed = int(h.get("PixelRepresentation", 0)) == 1
+    if bits not in (8, 16, 32):
+        raise UnsupportedDicomError(f"BitsAllocated {bits} is not supported (8, 16 or 32)", h.path)
+    return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+
+
+def _decoder_check(ts: str, path: str) -> None:
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    uid = UID(ts)
+    try:
+        dec = get_decoder(uid)
+    except NotImplementedError:
+        raise MissingDecoderError(
+            f"no pixel decoder for transfer syntax {uid} ({uid.name}): pydicom has none for it; "
+            f"install a decoder plugin that supports it or convert the file (e.g. with gdcmconv --raw)", path) from None
+    if not dec.is_available:
+        missing = "; ".join(f"{k}: {v}" for k, v in dec.missing_dependencies.items()) \
+            if isinstance(dec.missing_dependencies, dict) else "; ".join(dec.missing_dependencies)
+        raise MissingDecoderError(
+            f"no installed decoder for {uid.name} ({uid}); install one of: "
+            f"{', '.join(PLUGIN_PACKAGES.get(p, p) for p in PLUGIN_PACKAGES)} (missing: {missing})", path)
+
+
+def _read_raw_into(frame: Frame, dst: np.ndarray) -> None:
+    h = frame.header
+    nbytes = dst.nbytes
+    if h.pixel_length >= 0 and h.pixel_length < nbytes:
+        raise CorruptDicomError(f"Pixel Data holds {h.pixel_length} bytes, expected {nbytes} "
+                                f"({h.get('Rows')}x{h.get('Columns')}x{dst.itemsize})", h.path)
+    with open(h.path, "rb", buffering=0) as fh:
+        fh.seek(h.pixel_offset)
+        got = fh.readinto(memoryview(dst).cast("B"))
+    if got != nbytes:
+        raise CorruptDicomError(f"file is truncated: Pixel Data should hold {nbytes} bytes, "
+                                f"found {got}", h.path)
+
+
+def _decode_file(path: str, indices: Sequence[int], dsts: Sequence[np.ndarray]) -> None:
+    for d, a in zip(dsts, _decode_frames(path, indices, dsts[0].shape)):
+        d[...] = a
+
+
+def _decode_frames(path: str, indices: Sequence[int], shape: tuple) -> list[np.ndarray]:
+    """Decode the given frames of one file with pydicom's plugins (runs in worker processes too)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+            raise NoPixelDataError("no pixel data", path)
+        arr = ds.pixel_array
+    except (NoPixelDataError, MissingDecoderError):
+        raise
+    except Exception as exc:
+        msg = str(exc)
+        if "missing" in msg.lower() and "plugin" in msg.lower():
+            raise MissingDecoderError(msg, path) from None
+        if "less than expected" in msg:
+            raise CorruptDicomError(f"file is truncated or its pixel description is wrong ({msg})", path) from None
+        raise DecodeError(f"pixel data could not be decoded ({type(exc).__name__}: {exc})", path) from None
+    nf = int(ds.get("NumberOfFrames", 1) or 1)
+    if nf == 1 and arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != tuple(shape):
+        raise DecodeError(f"decoded shape {arr.shape} does not match {nf} frame(s) of {tuple(shape)}", path)
+    return [arr[i] for i in indices]
+
+
+#: Compressed frames per load above which decoding moves to worker processes
+#: (pydicom's decoder plugins hold the GIL, so threads do not decode in parallel).
+PROCESS_DECODE_MIN_FRAMES = 16
+_pools: dict = {}
+
+
+def _process_pool(workers: int):
+    """A process pool kept for reuse (start-up costs ~0.3 s); None where processes cannot be made."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if mp.current_process().daemon:   # e.g. inside a Dask worker: no child processes allowed
+        return None
+    pool = _pools.get(workers)
+    if pool is None:
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        pool = _pools[workers] = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+    return pool
+
+
+def _decode_parallel(jobs: list[tuple[str, list[tuple[int, np.ndarray]]]], workers: int) -> None:
+    n_frames = sum(len(items) for _, items in jobs)
+    pool = _process_pool(workers) if workers > 1 and n_frames >= PROCESS_DECODE_MIN_FRAMES and len(jobs) > 1 \
+        else None
+    if pool is None:
+        for path, items in jobs:
+            _decode_file(path, [i for i, _ in items], [d for _, d in items])
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        futs = [(pool.submit(_decode_frames, path, [i for i, _ in items], items[0][1].shape), items)
+                for path, items in jobs]
+        for fut, items in futs:
+            for (_, dst), arr in zip(items, fut.result()):
+                dst[...] = arr
+    except BrokenProcessPool:
+        # the workers could not start (e.g. a __main__ that cannot be re-imported): decode here
+        _pools.pop(workers, None)
+        for path, items in jobs:
+            _decode_file(path, [i for i, _ in items], [d for _, d in items])
+
+
+def _fix_unused_bits(out: np.ndarray, bits_stored: int) -> None:
+    """Make bits above BitsStored follow the sign (signed) or zero them (unsigned), as pydicom does."""
+    bits = out.dtype.itemsize * 8
+    if bits_stored >= bits:
+        return
+    if out.dtype.kind == "u":
+        limit = 1 << bits_stored
+        if int(out.max(initial=0)) < limit:
+            return
+    else:
+        lo, hi = -(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1
+        if out.size == 0 or (int(out.min()) >= lo and int(out.max()) <= hi):
+            return
+    shift = bits - bits_stored
+    np.left_shift(out, shift, out=out)
+    np.right_shift(out, shift, out=out)
+
+
+def read_pixels(frames: list[Frame], workers: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Read the frames (in the given order) into one ``(nz, ny, nx)`` array of stored values."""
+    f0 = frames[0]
+    h0 = f0.header
+    rows, cols = int(h0.get("Rows")), int(h0.get("Columns"))
+    dtype = _stored_dtype(f0)
+    if out is None:
+        out = np.empty((len(frames), rows, cols), dtype=dtype)
+    raw: list[tuple[Frame, np.ndarray]] = []
+    by_file: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+    for k, f in enumerate(frames):
+        h = f.header
+        if int(h.get("Rows")) != rows or int(h.get("Columns")) != cols:
+            raise InconsistentSeriesError(f"matrix {h.get('Rows')}x{h.get('Columns')} differs from {rows}x{cols}",
+                                          h.path)
+        if not h.has_pixels:
+            raise NoPixelDataError("no pixel data", h.path)
+        if h.pixel_offset >= 0 and not h.encapsulated and h.transfer_syntax in UNCOMPRESSED_LE \
+                and h.n_frames == 1:
+            raw.append((f, out[k]))
+        else:
+            by_file[h.path].append((f.index, out[k]))
+    checked: set[str] = set()
+    for f in frames:
+        if f.path in by_file and f.header.transfer_syntax not in checked:
+            _decoder_check(f.header.transfer_syntax, f.path)
+            checked.add(f.header.transfer_syntax)
+
+    # uncompressed frames: plain reads into the volume, one thread unless asked (memcpy-bound);
+    # compressed frames: decoded in up to one process per core (the decoders hold the GIL)
+    io_threads = workers or 1
+    decoders = workers or (os.cpu_count() or 1)
+
+    def run(fn, jobs):
+        if io_threads == 1 or len(jobs) < 4:
+            for j in jobs:
+                fn(*j)
+        else:
+            with ThreadPoolExecutor(io_threads) as ex:
+                for _ in ex.map(lambda j: fn(*j), jobs):
+                    pass
+
+    run(_read_raw_into, raw)
+    _decode_parallel(list(by_file.items()), decoders)
+    _fix_unused_bits(out, int(h0.get("BitsStored", out.dtype.itemsize * 8)))
+    return out
+
+
+__all__ = ["PLUGIN_PACKAGES", "PROCESS_DECODE_MIN_FRAMES", "read_pixels"]
