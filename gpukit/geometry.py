@@ -174,18 +174,64 @@ class SpacingReport:
         }
 
 
+def regular_grid_through(row_step: np.ndarray, col_step: np.ndarray, positions: np.ndarray, ny: int, nx: int,
+                         spacing_mm: float | None = None, slice_step: float | None = None
+                         ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The regular, unsheared grid that holds a stack of slices: ``(affine, (nk, nj, ni))``.
+
+    ``row_step``/``col_step``: the in-plane index steps (affine columns 0 and
+    1, mm); ``positions``: ``(nz, 3)`` LPS position of each slice's first voxel,
+    in slice order (sheared, irregular or not). Rows and columns keep their
+    directions; slices step along the normal ``n = row_step x col_step``
+    (pointing the way the slices advance). ``spacing_mm=None`` keeps the
+    in-plane pixel sizes and takes the median spacing along ``n`` (``slice_step``
+    for a single slice); a number gives isotropic voxels. The grid covers every
+    voxel centre, widened by whole pixels for the in-plane drift of the slices
+    (a gantry tilt), its first pixels on the first slice's.
+    """
+    c0, c1 = np.asarray(row_step, np.float64), np.asarray(col_step, np.float64)
+    pos = np.asarray(positions, np.float64).reshape(-1, 3)
+    n = np.cross(c0, c1)
+    n /= np.linalg.norm(n)
+    if (pos[-1] - pos[0]) @ n < 0:
+        n = -n
+    d = (pos - pos[0]) @ n
+    if spacing_mm is None:
+        steps = np.diff(np.sort(d))
+        if np.any(steps > 1e-6):
+            dz = float(np.median(steps[steps > 1e-6]))
+        else:
+            dz = float(slice_step) if slice_step else 1.0
+        du, dv = float(np.linalg.norm(c0)), float(np.linalg.norm(c1))
+    else:
+        dz = du = dv = float(spacing_mm)
+        if not dz > 0:
+            raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
+    u, v = c0 / np.linalg.norm(c0), c1 / np.linalg.norm(c1)
+    # in-plane offsets of every slice's first voxel, in output pixels; the corners of each slice after them
+    inplane = (pos - pos[0]) - np.outer(d, n)
+    a = inplane @ u / du
+    b = inplane @ v / dv
+    ext_i = (nx - 1) * np.linalg.norm(c0) / du
+    ext_j = (ny - 1) * np.linalg.norm(c1) / dv
+    lo_i, hi_i = np.floor(min(0.0, a.min()) + 1e-6), np.ceil(max(0.0, a.max()) + ext_i - 1e-6)
+    lo_j, hi_j = np.floor(min(0.0, b.min()) + 1e-6), np.ceil(max(0.0, b.max()) + ext_j - 1e-6)
+    ns = int(np.floor((d.max() - d.min()) / dz + 1e-6)) + 1
+    out = np.eye(4)
+    out[:3, 0], out[:3, 1], out[:3, 2] = u * du, v * dv, n * dz
+    out[:3, 3] = pos[0] + float(d.min()) * n + lo_i * du * u + lo_j * dv * v
+    return out, (ns, int(hi_j - lo_j) + 1, int(hi_i - lo_i) + 1)
+
+
 def unsheared_grid(affine: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray, tuple[int, int, int]]:
     """The regular grid that holds a sheared (gantry-tilted) volume: ``(affine, (nk, nj, ni))``.
 
     The in-plane axes (columns 0 and 1) and the first slice are kept; the
     slice step becomes the normal ``n = col0 x col1`` (unit, pointing the way
-    the slices advance) times the slices' spacing along it, ``step . n``. A
-    voxel ``(i, j, k)`` of the sheared grid then lies at ``(i + a k, j + b k,
-    k)`` of the new one, where ``step - (step . n) n = a col0 + b col1`` is the
-    in-plane part of the step; the new grid is widened by whole pixels so every
-    voxel centre of the old one is inside (its first slice's pixels sit on the
-    old first slice's pixels). For an unsheared affine it returns the same
-    affine and shape.
+    the slices advance) times the slices' spacing along it, ``step . n``; the
+    grid is widened by whole pixels so every voxel centre of the old one is
+    inside (:func:`regular_grid_through` with the affine's slice positions).
+    For an unsheared affine it returns the same affine and shape.
 
     This is the grid dcm2niix resamples a tilted CT to (its ``*_Tilt_1``
     output, rows flipped): :func:`gpukit.resample` onto it gives a regular,
@@ -202,20 +248,11 @@ def unsheared_grid(affine: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray
     nk, nj, ni = (int(n) for n in shape)
     c0, c1, step = A[:3, 0], A[:3, 1], A[:3, 2]
     n = np.cross(c0, c1)
-    n /= np.linalg.norm(n)
-    if step @ n < 0:
-        n = -n
-    dz = float(step @ n)
-    if not dz > 0:
+    dz = abs(float(step @ n / np.linalg.norm(n)))
+    if not dz > 1e-9 * float(np.linalg.norm(step)):
         raise ValueError("the slice step lies in the image plane: not a stack of slices")
-    a, b = np.linalg.lstsq(np.column_stack([c0, c1]), step - dz * n, rcond=None)[0]
-    span = nk - 1
-    lo_i, lo_j = np.floor(min(0.0, a * span) + 1e-6), np.floor(min(0.0, b * span) + 1e-6)
-    hi_i, hi_j = np.ceil(max(0.0, a * span) - 1e-6), np.ceil(max(0.0, b * span) - 1e-6)
-    out = A.copy()
-    out[:3, 2] = dz * n
-    out[:3, 3] = A[:3, 3] + lo_i * c0 + lo_j * c1
-    return out, (nk, nj + int(hi_j - lo_j), ni + int(hi_i - lo_i))
+    positions = A[:3, 3] + np.outer(np.arange(nk), step)
+    return regular_grid_through(c0, c1, positions, nj, ni, slice_step=dz)
 
 
 def spacing_report(positions: Sequence[float], rel_tol: float = 0.01, abs_tol: float = 1e-3) -> SpacingReport:

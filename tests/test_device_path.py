@@ -156,6 +156,29 @@ def test_the_contract_is_met_by_every_registered_backend():
             assert "window" in inspect.signature(k.sample_grid).parameters, name
 
 
+def test_other_libraries_arrays_come_in_zero_copy():
+    """A CPU array of another library (anything speaking DLPack, as a PyTorch CPU tensor does) becomes a volume's
+    data without a copy; the results are numpy arrays equal to those of the numpy original."""
+
+    class Foreign:                      # a DLPack producer that is not a numpy array (numpy gives its protocol)
+        def __init__(self, a):
+            self._a = a
+
+        def __dlpack__(self, **kw):
+            return self._a.__dlpack__(**kw)
+
+        def __dlpack_device__(self):
+            return self._a.__dlpack_device__()
+
+    vol = small_volume(7)
+    data = get_backend("numpy").asarray(Foreign(vol.data))
+    assert isinstance(data, np.ndarray) and np.shares_memory(data, vol.data)
+    res = Volume(data, vol.affine, vol.meta).to("numpy")
+    assert np.shares_memory(res.data, vol.data)
+    plane = Plane.rotated(vol, (5, 10, 15), shape=(9, 9))
+    np.testing.assert_array_equal(gpukit.reslice(res, plane), gpukit.reslice(vol, plane, backend="numpy"))
+
+
 # -- pictures, CLI and batch on the real CT ----------------------------------------------------------------------
 def _pngs(folder: Path) -> dict:
     return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}

@@ -199,6 +199,14 @@ class ModuleKernels:
         raise AttributeError(f"no kernel {name!r} in {', '.join(m.__name__ for m in self._modules)}")
 
 
+def _dlpack_on_cpu(a) -> bool:
+    """Whether a DLPack producer's data is in host memory (device type 1, kDLCPU)."""
+    try:
+        return int(a.__dlpack_device__()[0]) == 1
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return False
+
+
 class HostBackend(Backend):
     """A backend whose arrays are numpy arrays in host memory."""
 
@@ -209,6 +217,11 @@ class HostBackend(Backend):
         return np
 
     def asarray(self, a, dtype=None):
+        """numpy arrays as they are; other libraries' CPU arrays zero-copy through DLPack (a PyTorch CPU tensor,
+        say); a GPU array is a ``TypeError`` naming the explicit copy to make."""
+        if not isinstance(a, np.ndarray) and hasattr(a, "__dlpack__") and \
+                not hasattr(a, "__cuda_array_interface__") and _dlpack_on_cpu(a):
+            a = np.from_dlpack(a)
         if hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray):
             raise TypeError(f"the {self.name!r} backend computes on host (numpy) arrays and got a GPU array "
                             f"({type(a).__name__}); copy it explicitly (.get(), Volume.to_numpy()) or use a GPU "

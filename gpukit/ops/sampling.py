@@ -29,148 +29,21 @@ Host-side details shared by every backend:
 
 from __future__ import annotations
 
-import threading
-import time
-import weakref
 from typing import Sequence, Union
 
 import numpy as np
 
-from ..backends import get_backend, resolve_name
-from ..backends import codes
-from ..backends.codes import BRICK_SKIPPING, BRICKED_LAYOUT, CONCURRENT_CALLS, FUNCTION_CODES, FUSED_WINDOW
+from .. import geometry
+from ..backends import get_backend
+from ..backends.codes import BRICK_SKIPPING, FUSED_WINDOW
+from .reslicer import BRICKED_MIN_BYTES, Reslicer  # noqa: F401  (re-exported)
+from .residency import _bricks, _fill_value, _host_data, _nearest_dtype, clear_caches, default_fill
+from .validate import (INTERPS, PROJECTION_MODES, SNAP, _apply_window, _check_interp, _check_mode,  # noqa: F401
+                       _grid_shape, _volume_meta, _window_stage, index_map)
 from ..planes import Plane, axis_rotation, cylinder_radius, extent_along, NAMED_AXES, NAMED_POSITION_AXIS
-
-INTERPS = tuple(codes.INTERPS)
-PROJECTION_MODES = codes.PROJECTION_MODES
-#: tolerance for snapping index-map entries to integers (see module docstring)
-SNAP = 1e-9
-#: the Reslicer keeps a bricked copy of volumes larger than this (numba backend, layout="auto")
-BRICKED_MIN_BYTES = 8 << 20
-
-_extrema_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_brick_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_upload_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_upload_lock = threading.Lock()
 
 
 # -- host-side helpers --------------------------------------------------------------------------------
-def _check_interp(interp: str) -> str:
-    if interp not in INTERPS:
-        raise ValueError(f"interp must be one of {INTERPS}, got {interp!r}")
-    return interp
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in PROJECTION_MODES:
-        raise ValueError(f"mode must be one of {PROJECTION_MODES}, got {mode!r}")
-    return mode
-
-
-def _host_data(volume, be) -> "np.ndarray":
-    """The volume's stored values as a C-contiguous array of the backend's kind.
-
-    Data the backend already holds is used as it is (a resident volume: no copy). A host volume given to a
-    device backend is uploaded once and the upload is cached with the volume (weakly), so later operations
-    do not upload it again (:func:`clear_caches` forgets it; ``Volume.to`` makes the residency explicit).
-    A device array given to a host backend is a ``TypeError`` that names the explicit copy to make.
-    """
-    data = volume.data
-    if not be.owns(data):
-        if be.location == "device":
-            data = _uploaded(volume, be)
-        else:
-            try:
-                data = be.asarray(data)
-            except TypeError as exc:
-                raise TypeError(f"the volume's data lives on a device ({type(data).__name__}) and the "
-                                f"{be.name!r} backend computes on the host: use the volume's own backend, or copy "
-                                f"it explicitly with volume.to('{be.name}') ({exc})") from None
-    if not data.flags.c_contiguous:
-        data = be.xp.ascontiguousarray(data)
-    if data.dtype.kind not in "iuf" or data.dtype.itemsize > 8:
-        raise TypeError(f"volume data must be integer or float, got {data.dtype}; convert it with astype() first")
-    return data
-
-
-def _uploaded(volume, be):
-    """``volume.data`` on ``be``'s device, uploaded once per volume, data array and backend (weak cache)."""
-    key = (_data_key(volume, volume.data), be.name)
-    with _upload_lock:
-        hit = _upload_cache.get(volume)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        dev = be.asarray(volume.data)
-        be.prepare_rescale(volume.slopes, volume.intercepts)
-        try:
-            _upload_cache[volume] = (key, dev)
-        except TypeError:  # not weak-referenceable: no cache
-            pass
-        return dev
-
-
-def _snap(x: np.ndarray) -> np.ndarray:
-    r = np.round(x)
-    return np.where(np.abs(x - r) < SNAP, r, x)
-
-
-def index_map(volume_affine: np.ndarray, output_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``A`` (3x3) and ``b`` (3,) with ``(i, j, k) = A @ (c, r, s) + b``.
-
-    ``output_affine`` maps output ``(c, r, s, 1)`` to LPS; the result is
-    ``inv(volume_affine) @ output_affine`` with near-integer entries snapped.
-    """
-    M = np.linalg.solve(np.asarray(volume_affine, dtype=np.float64), np.asarray(output_affine, dtype=np.float64))
-    return np.ascontiguousarray(_snap(M[:3, :3])), np.ascontiguousarray(_snap(M[:3, 3]))
-
-
-def _extrema(volume, data: np.ndarray, be) -> tuple[np.ndarray, np.ndarray]:
-    key = _data_key(volume, data)
-    hit = _extrema_cache.get(volume)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    ext = be.slice_extrema(data)
-    try:
-        _extrema_cache[volume] = (key, ext)
-    except TypeError:  # not weak-referenceable: no cache
-        pass
-    return ext
-
-
-def clear_caches(volume=None) -> None:
-    """Forget the cached per-slice extrema, brick grids and device uploads (of one volume, or of all)."""
-    for cache in (_extrema_cache, _brick_cache, _upload_cache):
-        if volume is None:
-            cache.clear()
-        else:
-            cache.pop(volume, None)
-
-
-def _data_key(volume, data) -> tuple:
-    iface = getattr(data, "__cuda_array_interface__", None) or getattr(data, "__array_interface__", None)
-    return (id(volume.data), iface["data"][0] if iface else id(data), tuple(data.shape), data.dtype.str)
-
-
-def _bricks(volume, data, be, build: bool = True):
-    """The backend's empty-space skipping grid for max/min projections (built once per volume and rescale), or None.
-
-    With ``build=False`` only a grid already cached is returned.
-    """
-    if not be.has(BRICK_SKIPPING):
-        return None
-    key = (_data_key(volume, data), np.asarray(volume.slopes, np.float64).tobytes(),
-           np.asarray(volume.intercepts, np.float64).tobytes())
-    hit = _brick_cache.get(volume)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    if not build:
-        return None
-    bricks = be.brick_extrema(data, volume.slopes, volume.intercepts)
-    try:
-        _brick_cache[volume] = (key, bricks)
-    except TypeError:
-        pass
-    return bricks
 
 
 def _project_grid(be, volume, data, A, b, grid, mode, interp, fill, out):
@@ -187,73 +60,6 @@ def _project_grid(be, volume, data, A, b, grid, mode, interp, fill, out):
             return be.sample_grid(data, volume.slopes, volume.intercepts, A, b, grid, mode, interp, fill, out,
                                   bricks=bricks)
     return be.sample_grid(data, volume.slopes, volume.intercepts, A, b, grid, mode, interp, fill, out)
-
-
-def _hu_range(volume, data, be) -> tuple[float, float]:
-    lo, hi = _extrema(volume, data, be)
-    s = np.asarray(volume.slopes, dtype=np.float64)
-    t = np.asarray(volume.intercepts, dtype=np.float64)
-    a, c = lo * s + t, hi * s + t
-    return float(np.minimum(a, c).min()), float(np.maximum(a, c).max())
-
-
-def default_fill(volume, backend: str | None = None) -> float:
-    """The fill value used when none is given: the lowest rescaled value in the volume (air for CT)."""
-    be = get_backend(backend, volume)
-    return _hu_range(volume, _host_data(volume, be), be)[0]
-
-
-def _nearest_dtype(volume, data, be, fill: float) -> type:
-    """int16 when every rescaled value and the fill are exact int16 values, else float32."""
-    s = np.asarray(volume.slopes, dtype=np.float64)
-    t = np.asarray(volume.intercepts, dtype=np.float64)
-    if data.dtype.kind not in "iu" or np.any(s != np.round(s)) or np.any(t != np.round(t)) or fill != round(fill):
-        return np.float32
-    lo, hi = _hu_range(volume, data, be)
-    if lo >= -32768 and hi <= 32767 and -32768 <= fill <= 32767:
-        return np.int16
-    return np.float32
-
-
-def _fill_value(volume, data, be, fill) -> float:
-    if fill is None:
-        return _hu_range(volume, data, be)[0]
-    f = float(fill)
-    if np.isnan(f):
-        raise ValueError("fill must be a number, not NaN")
-    return f
-
-
-def _grid_shape(shape, n: int, name: str) -> tuple[int, ...]:
-    shp = tuple(int(x) for x in np.asarray(shape).ravel())
-    if len(shp) != n or min(shp) < 1:
-        raise ValueError(f"{name} must be {n} positive integers, got {shape!r}")
-    return shp
-
-
-def _window_stage(window) -> tuple:
-    """The kernels' fused output stage for ``window=(center, width)``: DICOM LINEAR (C.11.2.1.2.1) to 0..255."""
-    center, width = (float(x) for x in window)
-    if not width >= 1.0:
-        raise ValueError(f"window width must be >= 1 for LINEAR (PS3.3 C.11.2.1.2.1), got {width:g}")
-    return (center, width, FUNCTION_CODES["LINEAR"], 0.0, 255.0, False)
-
-
-def _apply_window(hu, window, be):
-    """The same output stage as a second pass (:func:`gpukit.window` on the HU image, on ``be``), for backends
-    without the fused stage."""
-    from .intensity import window as _window
-
-    center, width = (float(x) for x in window)
-    return _window(hu, center, width, backend=be.name)
-
-
-def _volume_meta(volume, **extra) -> dict:
-    keep = ("modality", "series_uid", "study_uid", "frame_of_reference_uid", "series_description", "series_number",
-            "rescale_type", "window_center", "window_width", "voi_lut_function", "photometric_interpretation")
-    meta = {k: volume.meta[k] for k in keep if k in volume.meta}
-    meta.update(extra)
-    return meta
 
 
 # -- resample and reslice ----------------------------------------------------------------------------------
@@ -363,37 +169,9 @@ def regular_grid(volume, spacing_mm: float | None = None) -> tuple[np.ndarray, t
     """
     A = np.asarray(volume.affine, dtype=np.float64)
     nz, ny, nx = volume.shape
-    c0, c1 = A[:3, 0], A[:3, 1]
-    n = np.cross(c0, c1)
-    n /= np.linalg.norm(n)
-    pos = _slice_positions(volume)
-    if (pos[-1] - pos[0]) @ n < 0:
-        n = -n
-    d = (pos - pos[0]) @ n
-    if spacing_mm is None:
-        if nz == 1:
-            return A.copy(), (nz, ny, nx)
-        steps = np.diff(np.sort(d))
-        dz = float(np.median(steps[steps > 1e-6])) if np.any(steps > 1e-6) else 1.0
-        du, dv = float(np.linalg.norm(c0)), float(np.linalg.norm(c1))
-    else:
-        dz = du = dv = float(spacing_mm)
-        if not dz > 0:
-            raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
-    u, v = c0 / np.linalg.norm(c0), c1 / np.linalg.norm(c1)
-    # in-plane offsets of every slice's first voxel, in output pixels; the corners of each slice after them
-    inplane = (pos - pos[0]) - np.outer(d, n)
-    a = inplane @ u / du
-    b = inplane @ v / dv
-    ext_i = (nx - 1) * np.linalg.norm(c0) / du
-    ext_j = (ny - 1) * np.linalg.norm(c1) / dv
-    lo_i, hi_i = np.floor(min(0.0, a.min()) + 1e-6), np.ceil(max(0.0, a.max()) + ext_i - 1e-6)
-    lo_j, hi_j = np.floor(min(0.0, b.min()) + 1e-6), np.ceil(max(0.0, b.max()) + ext_j - 1e-6)
-    ns = int(np.floor((d.max() - d.min()) / dz + 1e-6)) + 1
-    out = np.eye(4)
-    out[:3, 0], out[:3, 1], out[:3, 2] = u * du, v * dv, n * dz
-    out[:3, 3] = pos[0] + float(d.min()) * n + lo_i * du * u + lo_j * dv * v
-    return out, (ns, int(hi_j - lo_j) + 1, int(hi_i - lo_i) + 1)
+    if spacing_mm is None and nz == 1:
+        return A.copy(), (nz, ny, nx)
+    return geometry.regular_grid_through(A[:3, 0], A[:3, 1], _slice_positions(volume), ny, nx, spacing_mm)
 
 
 def _slice_positions(volume) -> np.ndarray:
@@ -663,150 +441,6 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
 
 
 # -- real-time reslicing -----------------------------------------------------------------------------------------
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NO_LOCK = _NoLock()
-_SERIAL_LOCK = threading.Lock()
-
-
-def _serialising_lock(be):
-    """A lock when ``be``'s kernels may not run from two threads at once (no ``CONCURRENT_CALLS`` capability:
-    Numba's ``workqueue`` threading layer aborts the process then), else nothing."""
-    return _NO_LOCK if be.has(CONCURRENT_CALLS) else _SERIAL_LOCK
-
-
-class Reslicer:
-    """Reslice one volume at many poses with the lowest latency the backend allows.
-
-    Holds the stored array (contiguous, on the host for the CPU backends) and
-    its per-slice rescale, so each call only builds the 3x3 index map and runs
-    the kernel; the kernels are compiled (or loaded from Numba's cache) at
-    construction; output buffers are reused per plane shape and per thread.
-
-    Thread safety: one Reslicer may be called from several threads at once
-    (a server answering several views). Each thread has its own output
-    buffers, so a call never overwrites another thread's image; the volume and
-    its bricked copy are only read. Where the backend's parallel runtime
-    cannot run two kernels at once (Numba's ``workqueue`` threading layer,
-    used when neither TBB nor OpenMP is installed) calls are serialised by a
-    lock instead of crashing the process.
-
-    With the numba backend and a volume larger than the CPU caches
-    (``layout="auto"``: over 8 MiB), the Reslicer keeps its own copy of the
-    stored values in 4x4x4 bricks: an oblique plane then reads about one
-    cache line per sample instead of four, which is what limits reslicing a
-    large volume (same values, bit for bit; costs one more copy of the
-    volume in memory and a pass at construction).
-
-    Parameters
-    ----------
-    volume : Volume
-    backend : str, optional
-    interp : "linear" or "nearest"
-    fill : float, optional (default: the volume's lowest rescaled value)
-    window : (center, width), optional
-        When given, :meth:`reslice` returns uint8 (DICOM LINEAR window).
-    layout : "auto", "bricked" or "plain"
-
-    Attributes
-    ----------
-    latencies : list of float
-        Wall time (s) of every :meth:`reslice` call, for p50/p99 (:meth:`latency`).
-
-    Examples
-    --------
-    >>> import numpy as np, gpukit
-    >>> vol = gpukit.Volume(np.arange(60, dtype=np.int16).reshape(3, 4, 5), np.eye(4))
-    >>> rs = gpukit.Reslicer(vol, backend="numpy")
-    >>> img = rs.reslice(gpukit.Plane.rotated(vol, (0, 0, 30)))
-    >>> img.dtype, len(rs.latencies)
-    (dtype('float32'), 1)
-    """
-
-    def __init__(self, volume, backend: str | None = None, interp: str = "linear", fill: float | None = None,
-                 window: tuple[float, float] | None = None, layout: str = "auto"):
-        self.volume = volume
-        self.backend = resolve_name(backend, volume)
-        self.interp = _check_interp(interp)
-        self.window = window
-        self._be = get_backend(self.backend)
-        self._data = _host_data(volume, self._be)
-        self._slopes = np.ascontiguousarray(volume.slopes, dtype=np.float64)
-        self._intercepts = np.ascontiguousarray(volume.intercepts, dtype=np.float64)
-        self.fill = _fill_value(volume, self._data, self._be, fill)
-        if layout not in ("auto", "bricked", "plain"):
-            raise ValueError(f"layout must be 'auto', 'bricked' or 'plain', got {layout!r}")
-        can_brick = self._be.has(BRICKED_LAYOUT)
-        if layout == "bricked" and not can_brick:
-            raise ValueError(f"the {self.backend!r} backend has no bricked layout; use layout='plain' or 'auto'")
-        use = can_brick and (layout == "bricked" or (layout == "auto" and self._data.nbytes > BRICKED_MIN_BYTES))
-        self.layout = "bricked" if use else "plain"
-        self._bricked = self._be.to_bricks(self._data) if use else None
-        self._local = threading.local()     # per-thread output buffers: calls from threads never share one
-        self.latencies: list[float] = []
-        self._be.sampler_warmup(self._data, modes=("none",), interps=(interp,))
-        # one real call through the whole path (compiles the bricked kernel, allocates), not counted
-        self.reslice(Plane.axial(volume, shape=(2, 2)))
-        self._serial = _serialising_lock(self._be)
-        self.latencies.clear()
-
-    def reslice(self, plane: Plane, out: np.ndarray | None = None) -> np.ndarray:
-        """The image of ``plane`` (float32 HU, or uint8 with a window).
-
-        Without ``out`` the result is a view of a buffer this Reslicer reuses:
-        the next call *from the same thread* with the same plane shape
-        overwrites it (copy it to keep it); calls from other threads use their
-        own buffers. ``out`` may be a C-contiguous ``(nrows, ncols)`` array of the
-        backend's kind: float32, or uint8 with a window. With a window and a
-        backend that has the fused stage, sampling, rescale and window are one pass.
-        """
-        t0 = time.perf_counter()
-        nr, nc = plane.shape
-        fused = self.window is not None and self._be.has(FUSED_WINDOW)
-        stage = _window_stage(self.window) if fused else None
-        want = np.dtype(np.uint8) if self.window is not None else np.dtype(np.float32)
-        if out is not None and (tuple(out.shape) != (nr, nc) or out.dtype != want or not out.flags.c_contiguous):
-            raise ValueError(f"out must be a C-contiguous {want} array of shape {(nr, nc)}")
-        if out is not None and (fused or self.window is None):
-            buf = out.reshape(1, nr, nc)
-        else:
-            buffers = getattr(self._local, "buffers", None)
-            if buffers is None:
-                buffers = self._local.buffers = {}
-            dt = np.uint8 if fused else np.float32
-            buf = buffers.get((nr, nc, dt))
-            if buf is None:
-                buf = buffers[(nr, nc, dt)] = self._be.xp.empty((1, nr, nc), dt)
-        A, b = index_map(self.volume.affine, plane.affine)
-        with getattr(self, "_serial", _NO_LOCK):
-            if self._bricked is not None:
-                self._be.sample_grid_bricked(self._bricked, self._data.shape, self._slopes, self._intercepts, A, b,
-                                             (1, nr, nc), self.interp, self.fill, buf, window=stage)
-            else:
-                self._be.sample_grid(self._data, self._slopes, self._intercepts, A, b, (1, nr, nc), "none",
-                                     self.interp, self.fill, buf, window=stage)
-        img = buf[0]
-        if self.window is not None and not fused:
-            img = _apply_window(img, self.window, self._be)
-            if out is not None:
-                out[...] = img
-                img = out
-        self.latencies.append(time.perf_counter() - t0)
-        return img
-
-    def latency(self) -> dict:
-        """p50, p99 and max of the recorded latencies (s) and their count."""
-        if not self.latencies:
-            return {"n": 0}
-        a = np.asarray(self.latencies)
-        return {"n": int(a.size), "p50_s": float(np.percentile(a, 50)), "p99_s": float(np.percentile(a, 99)),
-                "max_s": float(a.max())}
 
 
 __all__ = ["resample", "regularize", "regular_grid", "reslice", "project", "rotating_mip", "Reslicer", "index_map", "default_fill", "clear_caches"]
