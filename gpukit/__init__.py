@@ -14,14 +14,14 @@ from .backends import available_backends, missing_dependencies, set_backend
 
 __all__ = ["GpukitError", "Volume", "available_backends", "missing_dependencies", "set_backend",
            "scan", "load", "__version__",
-           "Plane", "resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer",
+           "Plane", "resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer", "set_limits",
            "rescale", "window", "NoWindowError", "WindowParameterError", "UnknownPresetError", "presets"]
 
-_SAMPLING = ("resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer")
-_INTENSITY = ("rescale", "window", "NoWindowError", "WindowParameterError")
+_SAMPLING = ("resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer", "set_limits")
+_INTENSITY = ("rescale", "window")
 
 
-def __getattr__(name):  # lazy: the DICOM reader pulls in pydicom
+def __getattr__(name):  # lazy: the DICOM reader pulls in pydicom; ops and planes load when first used
     if name in ("scan", "load", "SeriesInfo"):
         from .dicom import api
 
@@ -34,12 +34,20 @@ def __getattr__(name):  # lazy: the DICOM reader pulls in pydicom
         from .ops import intensity
 
         return getattr(intensity, name)
-    if name in ("presets", "UnknownPresetError"):
-        from . import presets
+    if name == "presets":
+        # not ``from . import presets``: that form asks this module for the attribute first, which re-entered this
+        # function without end (RecursionError in a fresh process)
+        import sys
 
-        return presets if name == "presets" else presets.UnknownPresetError
+        from .presets import get_preset  # noqa: F401  (imports the submodule)
+
+        return sys.modules[__name__ + ".presets"]
     if name in _SAMPLING:
         from .ops import sampling
 
         return getattr(sampling, name)
     raise AttributeError(f"module 'gpukit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 2 bad usage or bad input (a gpukit ValueError: not
 DICOM, irregular series, ...), 3 environment problem (missing decoder or
-backend), 1 anything else (an internal error: please report it).
+backend), 4 (``gpukit batch``) the output cannot be written: the disk is full
+or read-only (one line naming the file), 1 anything else (an internal error:
+please report it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import sys
 
 import numpy as np
 
+from .backends import REGISTRY
 from .backends.codes import PROJECTION_MODES
+
+#: the names ``--backend`` takes (the registry's, and auto)
+BACKEND_CHOICES = ("auto", *REGISTRY)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
@@ -102,8 +108,14 @@ EPILOG_BATCH = """examples:
 """
 
 
+#: ``gpukit batch``: the output root cannot take the outputs or the manifest (disk full, read-only)
+EXIT_OUTPUT = 4
+
+
 def cmd_batch(args) -> int:
-    from .batch import DEFAULT_RECIPE_TOML, load_recipe, run_batch
+    """Run a recipe over a folder. Exit 0 all done; 2 a series failed on its input (or a bad recipe, an
+    unknown backend); 3 the backend cannot run here; 4 the output is full or read-only (one line naming it)."""
+    from .batch import DEFAULT_RECIPE_TOML, OutputWriteError, load_recipe, run_batch
 
     if args.print_default_recipe:
         print(DEFAULT_RECIPE_TOML.strip())
@@ -112,8 +124,12 @@ def cmd_batch(args) -> int:
         print("gpukit batch: INPUT_ROOT and OUTPUT_ROOT are required", file=sys.stderr)
         return EXIT_BAD_INPUT
     recipe = load_recipe(args.recipe)    # validated before anything runs
-    res = run_batch(args.input, args.output, recipe, scheduler=args.scheduler, n_workers=args.workers,
-                    retry_failed=args.retry_failed, backend=args.backend, progress=not args.json)
+    try:
+        res = run_batch(args.input, args.output, recipe, scheduler=args.scheduler, n_workers=args.workers,
+                        retry_failed=args.retry_failed, backend=args.backend, progress=not args.json)
+    except OutputWriteError as exc:    # the manifest (or the output root) cannot be written: stop, say where
+        print(f"gpukit batch: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     summary = {"output_root": res.output_root, "manifest": res.manifest_path, "counts": res.counts,
                "already_done": res.skipped_done, "processed": len(res.records), "wall_s": round(res.wall_s, 3)}
     if args.json:
@@ -125,6 +141,10 @@ def cmd_batch(args) -> int:
             if r.get("status") != "ok":
                 print(f"  failed {r['key']}: {r.get('error')}: {r.get('message')}")
         print(f"manifest: {res.manifest_path}")
+    if any(r.get("status") != "ok" and r.get("kind") == "output" for r in res.records):
+        full = next(r for r in res.records if r.get("status") != "ok" and r.get("kind") == "output")
+        print(f"gpukit batch: {full.get('message')}", file=sys.stderr)
+        return EXIT_OUTPUT
     return EXIT_OK if res.ok else EXIT_BAD_INPUT
 
 
@@ -224,7 +244,7 @@ def cmd_mip(args) -> int:
     t0 = time.perf_counter()
     if args.rotate:
         frames = gpukit.rotating_mip(vol, args.rotate, axis=args.axis, mode=args.mode, spacing=args.spacing)
-        pix = display(frames, win, vol)
+        pix = display(frames, win, vol, projection=True)
         path = write_gif(os.path.join(args.out, _picture_name(vol, f"rotating_{args.mode}ip") + ".gif"), pix,
                          fps=args.fps)
         out = {"path": path, "what": f"rotating {args.mode} projection, {args.rotate} frames about {args.axis}",
@@ -235,11 +255,11 @@ def cmd_mip(args) -> int:
         from .render import to_square_pixels
 
         img = gpukit.project(vol, args.plane, mode=args.mode, thickness_mm=args.thickness, interp=args.interp)
-        pix = to_square_pixels(display(img, win, vol), vol, args.plane)
+        pix = to_square_pixels(display(img, win, vol, projection=True), vol, args.plane)
     else:
         plane = _plane_args(vol, args, args.plane, args.position)
         img = gpukit.project(vol, plane, mode=args.mode, thickness_mm=args.thickness, interp=args.interp)
-        pix = display(img, win, vol)
+        pix = display(img, win, vol, projection=True)
     if not args.rotate:
         stem = f"{args.plane}_{args.mode}ip" + (f"_slab{args.thickness:g}mm" if args.thickness else "")
         path = write_png(os.path.join(args.out, _picture_name(vol, stem) + ".png"), pix)
@@ -313,7 +333,7 @@ def _picture_options(p, what: str) -> None:
     p.add_argument("--up", type=float, nargs=3, metavar=("X", "Y", "Z"), help="oblique: the image's up direction")
     p.add_argument("--spacing", type=float, help="pixel size in mm (default: the smallest voxel size)")
     p.add_argument("--interp", choices=("linear", "nearest"), default="linear")
-    p.add_argument("--backend", help="compute backend (default: auto)")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, help="compute backend (default: auto)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
 
 
@@ -353,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--mode", default="max", choices=PROJECTION_MODES)
     pm.add_argument("--thickness", type=float, help="slab thickness in mm (default: the whole volume)")
     pm.add_argument("--rotate", type=int, metavar="N", help="a rotating projection of N frames, as an animated GIF")
-    pm.add_argument("--axis", default="z", help="rotation axis for --rotate: x, y or z (default z)")
+    pm.add_argument("--axis", default="z", choices=("x", "y", "z"), help="rotation axis for --rotate (default z)")
     pm.add_argument("--fps", type=float, default=12.0, help="GIF frames per second")
     pm.set_defaults(func=cmd_mip)
     pd = sub.add_parser("demo", help="the main job on a fresh machine: synthetic CT study, default recipe, pictures",
@@ -362,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--out", default="gpukit-demo", help="folder for the DICOM study and the results "
                                                          "(default ./gpukit-demo)")
     pd.add_argument("--workers", type=int, help="Dask worker processes (default: one per core)")
-    pd.add_argument("--backend", help="compute backend (default: auto, the best available)")
+    pd.add_argument("--backend", choices=BACKEND_CHOICES, help="compute backend (default: auto, the best available)")
     pd.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)   # smaller study, for tests
     pd.set_defaults(func=cmd_demo)
     pz = sub.add_parser("bench", help="run the benchmark suite (shipped in the wheel; benchmarks/ in a checkout)")

@@ -59,6 +59,21 @@ class DecodeError(DicomFileError):
     """A decoder was available but failed on this file's pixel data."""
 
 
+class NotRegularFileError(DicomFileError):
+    """A FIFO (named pipe), socket, device or other non-regular file: never opened, skipped by scan."""
+
+
+class InputNotFoundError(GpukitError, FileNotFoundError):
+    """An input path does not exist (also a ``FileNotFoundError``); names the path."""
+
+    def __init__(self, message: str = "no such file or directory", path=None):
+        GpukitError.__init__(self, message, path)
+        self.errno, self.strerror, self.filename = 2, message, self.path    # 2: ENOENT
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
 # -- series-level problems ---------------------------------------------------
 class SeriesError(GpukitError, ValueError):
     """Base of the errors about a series as a whole."""
@@ -93,9 +108,55 @@ class IrregularSpacingError(SeriesError):
         super().__init__(message, path)
 
 
+# -- bad arguments to operations ----------------------------------------------------------
+class InvalidParameterError(GpukitError, ValueError):
+    """A value given to an operation that it cannot use (a zero normal, a negative spacing, ...); says which."""
+
+
+class ParameterTypeError(GpukitError, TypeError):
+    """An argument of the wrong type (the message says what to pass instead)."""
+
+
+class WorkLimitError(InvalidParameterError):
+    """An operation would take more samples or a larger output than the stated limit (raised before any
+    allocation; the message gives the size, the limit and how to raise it)."""
+
+
+class NoWindowError(GpukitError, ValueError):
+    """A window was needed, but none was given and the image carries none."""
+
+
+class WindowParameterError(GpukitError, ValueError):
+    """A window or rescale parameter has a value DICOM or gpukit does not allow (the message says which)."""
+
+
+class UnknownPresetError(GpukitError, ValueError):
+    """A window preset name gpukit does not know; the message lists the known ones."""
+
+
 # -- outputs -----------------------------------------------------------------------
 class UnsafeOutputPathError(GpukitError, ValueError):
     """An output path would land outside its output root (a ``..``, an absolute path, or a symlink leading out)."""
+
+
+class OutputWriteError(GpukitError, OSError):
+    """An output (a batch file or the manifest) could not be written: the disk is full or read-only, or the
+    folder is not writable. Names the file; ``os_errno`` (also ``errno``) is the operating system's code."""
+
+    def __init__(self, message: str, path=None, errno_: int | None = None):
+        super().__init__(message, path)
+        self.os_errno = self.errno = errno_
+
+    def __reduce__(self):
+        # errno lives in OSError's own slots, not __dict__: carry it across processes (Dask workers)
+        fn, args = super().__reduce__()
+        return (_rebuild_output_error, args)
+
+
+def _rebuild_output_error(cls, text, state):
+    obj = _rebuild_error(cls, text, state)
+    obj.errno = state.get("os_errno")
+    return obj
 
 
 # -- backends ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import geometry
 from .arrays import to_host
+from .errors import InvalidParameterError
 from .safepath import write_bytes_atomic
 
 
@@ -68,7 +69,8 @@ def to_nifti(volume: Any, path: "str | os.PathLike | None" = None, *, hu: bool =
         if path.endswith(".gz"):
             import gzip
 
-            payload = gzip.compress(img.to_bytes(), compresslevel=1)
+            # mtime=0: no time stamp in the gzip header, so the same volume gives the same bytes on every run
+            payload = gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
         else:
             payload = img.to_bytes()
         write_bytes_atomic(path, payload, root=root)
@@ -84,7 +86,7 @@ def to_sitk(volume: Any, hu: bool = False):
     sizes = geometry.voxel_sizes(volume.affine)
     direction = a / sizes
     if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-6):
-        raise ValueError("this volume's affine is sheared (e.g. gantry tilt); SimpleITK images cannot hold a "
+        raise InvalidParameterError("this volume's affine is sheared (e.g. gantry tilt); SimpleITK images cannot hold a "
                          "shear. Resample it to a regular grid first (gpukit.resample).")
     arr = np.ascontiguousarray(to_host(volume.hu()) if hu else volume.to_numpy())
     img = sitk.GetImageFromArray(arr)
@@ -100,9 +102,9 @@ def from_sitk(image, volume_class: type) -> Any:
     import SimpleITK as sitk
 
     if image.GetDimension() != 3:
-        raise ValueError(f"need a 3-D image, got {image.GetDimension()}-D")
+        raise InvalidParameterError(f"need a 3-D image, got {image.GetDimension()}-D")
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError("need a scalar image (one component per pixel)")
+        raise InvalidParameterError("need a scalar image (one component per pixel)")
     arr = sitk.GetArrayFromImage(image)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
     spacing = np.asarray(image.GetSpacing(), dtype=np.float64)

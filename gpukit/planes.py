@@ -47,6 +47,7 @@ from typing import Sequence
 import numpy as np
 
 from . import geometry
+from .errors import InvalidParameterError
 
 _X, _Y, _Z = np.eye(3)
 
@@ -60,11 +61,25 @@ NAMED_AXES: dict[str, tuple[np.ndarray, np.ndarray]] = {
 NAMED_POSITION_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
 
 
+def _vec3(v, name: str) -> np.ndarray:
+    """``v`` as 3 finite floats, or an error that says what was given (plain numbers, not ``np.float64(...)``)."""
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be 3 numbers, got {v!r}") from None
+    if a.size != 3:
+        raise InvalidParameterError(f"{name} must be 3 numbers (x, y, z), got {a.size}: {a.ravel().tolist()}")
+    a = a.reshape(3)
+    if not np.all(np.isfinite(a)):
+        raise InvalidParameterError(f"{name} must be finite, got {a.tolist()}")
+    return a
+
+
 def _unit(v, name: str) -> np.ndarray:
-    a = np.asarray(v, dtype=np.float64).reshape(3)
+    a = _vec3(v, name)
     n = float(np.linalg.norm(a))
-    if not np.isfinite(n) or n < 1e-12:
-        raise ValueError(f"{name} must be a non-zero 3-vector, got {list(a)}")
+    if n < 1e-12:
+        raise InvalidParameterError(f"{name} must be a non-zero 3-vector, got {a.tolist()}")
     return a / n
 
 
@@ -73,7 +88,7 @@ def _pair(x, name: str) -> tuple[float, float]:
         return (float(x), float(x))
     t = tuple(float(e) for e in np.asarray(x).ravel())
     if len(t) != 2:
-        raise ValueError(f"{name} must be a number or a pair, got {x!r}")
+        raise InvalidParameterError(f"{name} must be a number or a pair, got {x!r}")
     return t  # type: ignore[return-value]
 
 
@@ -153,16 +168,16 @@ class Plane:
         u = _unit(self.u, "u")
         v = _unit(self.v, "v")
         if abs(float(u @ v)) > 1e-3:
-            raise ValueError(f"plane directions u and v are not perpendicular (u.v = {u @ v:.3g})")
+            raise InvalidParameterError(f"plane directions u and v are not perpendicular (u.v = {u @ v:.3g})")
         v = _unit(v - (v @ u) * u, "v")
         self.u, self.v = u, v
         shp = tuple(int(s) for s in np.asarray(self.shape).ravel())
         if len(shp) != 2 or min(shp) < 1:
-            raise ValueError(f"plane shape must be (nrows, ncols) with both >= 1, got {self.shape!r}")
+            raise InvalidParameterError(f"plane shape must be (nrows, ncols) with both >= 1, got {self.shape!r}")
         self.shape = shp  # type: ignore[assignment]
         sp = _pair(self.spacing, "spacing")
         if min(sp) <= 0 or not np.all(np.isfinite(sp)):
-            raise ValueError(f"plane spacing must be positive, got {self.spacing!r}")
+            raise InvalidParameterError(f"plane spacing must be positive, got {self.spacing!r}")
         self.spacing = sp
 
     # -- geometry ---------------------------------------------------------------
@@ -217,7 +232,7 @@ class Plane:
         ax = NAMED_POSITION_AXIS[name]
         center = np.array(volume.center, dtype=np.float64)
         if index is not None and position_mm is not None:
-            raise ValueError("give position_mm or index, not both")
+            raise InvalidParameterError("give position_mm or index, not both")
         if index is not None:
             # the voxel index along the array axis closest to this patient axis, at the volume's centre
             cols = np.abs(volume.affine[:3, :3][ax]) / np.linalg.norm(volume.affine[:3, :3], axis=0)
@@ -284,10 +299,11 @@ class Plane:
         is the axial plane (anterior at the top, patient left on the right).
         """
         n = _unit(normal, "normal")
-        up = np.asarray(up, dtype=np.float64).reshape(3)
+        up = _unit(up, "up")
         vv = -(up - (up @ n) * n)
-        if np.linalg.norm(vv) < 1e-9 * max(1.0, float(np.linalg.norm(up))):
-            raise ValueError("'up' is parallel to the normal: it must have a component in the plane")
+        if np.linalg.norm(vv) < 1e-9:
+            raise InvalidParameterError(f"'up' {up.tolist()} is parallel to the normal {n.tolist()}: it must have "
+                                        "a component in the plane")
         v = _unit(vv, "up")
         u = np.cross(v, n)
         return cls(center, u, v, tuple(shape), _pair(spacing, "spacing"))
@@ -306,7 +322,7 @@ class Plane:
         p1, p2, p3 = (np.asarray(p, dtype=np.float64).reshape(3) for p in (p1, p2, p3))
         n = np.cross(p2 - p1, p3 - p1)
         if np.linalg.norm(n) < 1e-9 * max(1.0, np.linalg.norm(p2 - p1) * np.linalg.norm(p3 - p1)):
-            raise ValueError("the three points are collinear (or coincide): they do not define a plane")
+            raise InvalidParameterError("the three points are collinear (or coincide): they do not define a plane")
         n = n / np.linalg.norm(n)
         u = _unit(p2 - p1, "p2 - p1")
         v = np.cross(n, u)
@@ -344,7 +360,7 @@ class Plane:
 
 def rotation_matrix(angles_deg: Sequence[float]) -> np.ndarray:
     """``Rz @ Ry @ Rx`` for angles ``(rx, ry, rz)`` in degrees (right-handed, about fixed LPS axes)."""
-    rx, ry, rz = np.radians(np.asarray(angles_deg, dtype=np.float64).reshape(3))
+    rx, ry, rz = np.radians(_vec3(angles_deg, "angles_deg (rotations about x, y, z in degrees)"))
     cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
     Rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])

@@ -27,11 +27,7 @@ underscores ("Soft tissue", "soft-tissue"); a few aliases are accepted
 
 from __future__ import annotations
 
-from .errors import GpukitError
-
-
-class UnknownPresetError(GpukitError, ValueError):
-    """A window preset name gpukit does not know; the message lists the known ones."""
+from .errors import UnknownPresetError  # noqa: F401  (defined with every gpukit error)
 
 
 #: name -> (center, width) in HU; see the module docstring for the source of each value.

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidParameterError
+
 from . import geometry
 
 
@@ -46,12 +48,17 @@ class Volume:
 
     def __init__(self, data: Any, affine: Any, meta: dict | None = None, backend: str | None = None):
         if getattr(data, "ndim", None) != 3:
-            raise ValueError(f"Volume data must be 3-D (nz, ny, nx), got shape {getattr(data, 'shape', None)}")
+            raise InvalidParameterError(f"Volume data must be 3-D (nz, ny, nx), got shape {getattr(data, 'shape', None)}")
+        if min(int(x) for x in data.shape) < 1:
+            raise InvalidParameterError(f"Volume data has an empty axis (shape {tuple(data.shape)}): a volume needs "
+                                        "at least one slice, row and column")
         aff = np.asarray(affine, dtype=np.float64)
+        if aff.shape == (4, 4) and not np.all(np.isfinite(aff)):
+            raise InvalidParameterError(f"affine holds NaN or infinity: {aff[~np.isfinite(aff)][:3].tolist()}")
         if aff.shape != (4, 4):
-            raise ValueError(f"affine must be 4x4, got {aff.shape}")
+            raise InvalidParameterError(f"affine must be 4x4, got {aff.shape}")
         if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
-            raise ValueError("affine is singular: its three index columns do not span space")
+            raise InvalidParameterError("affine is singular: its three index columns do not span space")
         self.data = data
         self.affine = aff
         self.meta: dict = dict(meta or {})
@@ -61,7 +68,7 @@ class Volume:
             v = np.asarray(self.meta.get(key, default), dtype=np.float64)
             self.meta[key] = np.full(nz, float(v)) if v.ndim == 0 else v
             if self.meta[key].shape != (nz,):
-                raise ValueError(f"meta[{key!r}] must have one value per slice ({nz}), got {self.meta[key].shape}")
+                raise InvalidParameterError(f"meta[{key!r}] must have one value per slice ({nz}), got {self.meta[key].shape}")
 
     # -- shape and geometry --------------------------------------------------
     @property

@@ -1,4 +1,12 @@
-"""Producing a recipe's outputs for one loaded volume."""
+"""Producing a recipe's outputs for one loaded volume.
+
+Windows follow the modality: ``ct_window`` applies to CT series only, ``window`` to every series; with neither,
+a slice uses the file's own window (else a robust percentile window) and a projection a percentile window of
+its own histogram. So the default recipe's CT presets (lung, bone) never whiten an MR series.
+
+A 2-D output that makes no sense for a series (an axial stack of a 5-slice sagittal series: 42x5 px images) is
+skipped, and the reason is returned for the manifest.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,39 @@ from . import writers
 from ..arrays import to_host
 from ..planes import cylinder_radius, extent_along
 from .recipe import OutputSpec, Recipe
+
+
+#: a 2-D output narrower than this (in pixels, either way) is skipped for that series, with the reason
+MIN_IMAGE_PX = 16
+
+
+def _window_for(spec: OutputSpec, vol, fallback=None):
+    """The window of a 2-D output: ``ct_window`` for CT, else ``window``, else ``fallback`` (None: the file's)."""
+    p = spec.params
+    w = None
+    if str(vol.meta.get("modality") or "").upper() == "CT":
+        w = p.get("ct_window")
+    if w is None:
+        w = p.get("window")
+    if w is None:
+        return fallback
+    return tuple(w) if isinstance(w, list) else w
+
+
+def why_skip(vol, spec: OutputSpec) -> str | None:
+    """Why a 2-D output makes no sense for this series (None: it does): its images would be too small."""
+    if spec.kind not in ("reslice", "mip", "slab_mips"):
+        return None
+    from ..render import plane_for
+
+    plane = spec.params["plane"]
+    rows, cols = plane_for(vol, plane).shape
+    if min(rows, cols) >= MIN_IMAGE_PX:
+        return None
+    orient = vol.meta.get("orientation") or ""
+    what = f"{vol.shape[0]}-slice {orient} series".replace("  ", " ")
+    return (f"{plane} images of this {what} would be {cols}x{rows} px (under {MIN_IMAGE_PX} px across): "
+            f"not written")
 
 
 def _vol_ext(fmt: str) -> str:
@@ -28,7 +69,7 @@ def _write_volume(vol, spec: OutputSpec, out_dir: str, hu: bool, root: str | Non
 
 
 def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend, root: str | None,
-              suffix: str = "", square_for: str | None = None, default_window=None) -> str:
+              suffix: str = "", square_for: str | None = None, default_window=None, projection: bool = False) -> str:
     """Write a 2-D HU image: NPY as it is, PNG windowed (:func:`gpukit.render.display`).
 
     ``square_for``: the named projection whose pixels are stretched square for the PNG.
@@ -38,19 +79,22 @@ def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend
     base = os.path.join(out_dir, spec.name + suffix)
     if spec.format == "npy":
         return writers.write_npy(base + ".npy", to_host(image_hu).astype(np.float32, copy=False), root=root)
-    w = spec.params.get("window")
-    win = tuple(w) if isinstance(w, list) else (w if w is not None else default_window)
-    img = display(image_hu, win, vol, backend=backend)
+    win = _window_for(spec, vol, default_window)
+    img = display(image_hu, win, vol, backend=backend, projection=projection)
     if square_for is not None:
         img = to_square_pixels(img, vol, square_for)
     return writers.write_png(base + ".png", img, root=root)
 
 
 def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
-            root: str | None = None) -> tuple[list[str], float, float]:
+            root: str | None = None, written: list | None = None,
+            skipped: list | None = None) -> tuple[list[str], float, float]:
     """Compute and write every output; returns (paths, compute seconds, write seconds).
 
     ``root``: the output root; every path written is checked to stay inside it.
+    ``written``: a list that gets each path as soon as it is written (so a caller can remove them again when a
+    later output fails). ``skipped``: a list that gets ``{"name", "kind", "reason"}`` for each output that makes
+    no sense for this series (see :func:`why_skip`).
     """
     import gpukit
     from ..render import plane_for
@@ -59,10 +103,16 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
     if root is not None:
         out_dir = confine(root, out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    paths: list[str] = []
+    paths: list[str] = [] if written is None else written
+    start = len(paths)
     compute = write = 0.0
     for spec in recipe.outputs:
         p = spec.params
+        reason = why_skip(vol, spec)
+        if reason is not None:
+            if skipped is not None:
+                skipped.append({"name": spec.name, "kind": spec.kind, "reason": reason})
+            continue
         t0 = time.perf_counter()
         if spec.kind == "volume":
             t1 = time.perf_counter()
@@ -80,7 +130,7 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
             img = gpukit.project(vol, p["plane"], mode=p["mode"], backend=backend)
             t1 = time.perf_counter()
             paths.append(_write_2d(img, spec, out_dir, vol, backend, root, square_for=p["plane"],
-                                   default_window="auto"))
+                                   default_window="auto", projection=True))
         elif spec.kind == "slab_mips":
             t1 = t0
             base = plane_for(vol, p["plane"])
@@ -95,7 +145,7 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
                 compute += time.perf_counter() - tc
                 tw = time.perf_counter()
                 paths.append(_write_2d(img, spec, out_dir, vol, backend, root, suffix=f"_{n:03d}",
-                                       default_window="auto"))
+                                       default_window="auto", projection=True))
                 write += time.perf_counter() - tw
             continue
         elif spec.kind == "rotating_mip":
@@ -106,8 +156,7 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
                                          backend=backend)
             from ..render import display
 
-            w = p.get("window")
-            frames8 = display(frames, tuple(w) if isinstance(w, list) else (w or "auto"), vol, backend=backend)
+            frames8 = display(frames, _window_for(spec, vol, "auto"), vol, backend=backend, projection=True)
             t1 = time.perf_counter()
             paths.append(writers.write_gif(os.path.join(out_dir, spec.name + ".gif"), frames8, fps=p["fps"],
                                            root=root))
@@ -115,4 +164,4 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
             raise ValueError(f"unknown output kind {spec.kind}")
         compute += t1 - t0
         write += time.perf_counter() - t1
-    return paths, compute, write
+    return list(paths[start:]), compute, write

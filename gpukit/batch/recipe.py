@@ -11,7 +11,11 @@ A recipe is a list of outputs::
     plane = "axial"
     thickness_mm = 10
     step_mm = 10
-    window = "lung"              # a preset name, or [center, width]
+    window = "lung"              # a preset name, or [center, width], for every series
+    ct_window = "lung"           # the same, for CT series only (overrides window there)
+
+With no window for a series, a slice gets the file's own window (else a robust
+percentile window) and a projection a percentile window of its own histogram.
 
 Every key is checked before any series is touched: an unknown kind or key, a
 wrong type, an unknown window preset or a missing optional package raises
@@ -49,16 +53,20 @@ KINDS: dict[str, tuple[dict[str, tuple[tuple, Any]], tuple[str, ...]]] = {
     # resampled onto an isotropic axis-aligned grid (also straightens tilted series)
     "resample": ({"spacing_mm": ((int, float), 1.0), "interp": ((str,), "linear")}, FORMATS_VOL),
     # one windowed plane through the volume centre
-    "reslice": ({"plane": ((str,), "axial"), "window": ((str, list), None), "offset_mm": ((int, float), 0.0),
+    "reslice": ({"plane": ((str,), "axial"), "window": ((str, list), None), "ct_window": ((str, list), None),
+                 "offset_mm": ((int, float), 0.0),
                  "interp": ((str,), "linear")}, FORMATS_2D),
     # full projection along an axis
-    "mip": ({"plane": ((str,), "coronal"), "mode": ((str,), "max"), "window": ((str, list), None)}, FORMATS_2D),
+    "mip": ({"plane": ((str,), "coronal"), "mode": ((str,), "max"), "window": ((str, list), None),
+             "ct_window": ((str, list), None)}, FORMATS_2D),
     # thick-slab projections every step_mm along the plane's normal
     "slab_mips": ({"plane": ((str,), "axial"), "mode": ((str,), "max"), "thickness_mm": ((int, float), 10.0),
-                   "step_mm": ((int, float), 10.0), "window": ((str, list), None)}, FORMATS_2D),
+                   "step_mm": ((int, float), 10.0), "window": ((str, list), None), "ct_window": ((str, list), None)},
+                  FORMATS_2D),
     # a turntable of MIPs around an axis, as an animated GIF
     "rotating_mip": ({"frames": ((int,), 36), "axis": ((str,), "z"), "mode": ((str,), "max"),
-                      "window": ((str, list), None), "size": ((int,), 256), "fps": ((int, float), 12)}, ("gif",)),
+                      "window": ((str, list), None), "ct_window": ((str, list), None), "size": ((int,), 256),
+                      "fps": ((int, float), 12)}, ("gif",)),
 }
 DEFAULT_FORMAT = {"volume": "nifti", "resample": "nifti", "reslice": "png", "mip": "png", "slab_mips": "png",
                   "rotating_mip": "gif"}
@@ -90,7 +98,8 @@ class Recipe:
 
 
 DEFAULT_RECIPE_TOML = """
-# gpukit's default recipe: what a radiologist skimming a CT series wants to see.
+# gpukit's default recipe: what a radiologist skimming a CT series wants to see. The windows are CT presets
+# (ct_window): other modalities get the file's own window, else a percentile window of the image.
 [recipe]
 name = "default"
 
@@ -100,26 +109,26 @@ kind = "slab_mips"
 plane = "axial"
 thickness_mm = 10
 step_mm = 10
-window = "lung"
+ct_window = "lung"
 
 [[output]]
 name = "coronal"
 kind = "reslice"
 plane = "coronal"
-window = "soft_tissue"
+ct_window = "soft_tissue"
 
 [[output]]
 name = "sagittal"
 kind = "reslice"
 plane = "sagittal"
-window = "bone"
+ct_window = "bone"
 
 [[output]]
 name = "rotating_mip"
 kind = "rotating_mip"
 frames = 36
 axis = "z"
-window = "bone"
+ct_window = "bone"
 size = 192
 
 [[output]]
@@ -219,6 +228,7 @@ def parse_recipe(data: dict, source: str = "<dict>") -> Recipe:
             if key in params and params[key] <= 0:
                 raise RecipeError(f"{where}: {key} must be > 0, got {params[key]!r}", source)
         _check_window(params.get("window"), f"{where}")
+        _check_window(params.get("ct_window"), f"{where}")
         specs.append(OutputSpec(name, kind, fmt, params))
     return Recipe(str(head.get("name", os.path.basename(source))), specs, backend, source)
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ..errors import EnvironmentProblem, GpukitError
 from ..safepath import confine, new_token, safe_component, sweep_temporaries, write_token
-from .manifest import Manifest, path_size, sha256_path
+from .manifest import Manifest, OutputWriteError, append_checked, output_error, path_size, sha256_path
 from .recipe import Recipe, load_recipe
 
 
@@ -44,6 +44,30 @@ def series_folder(info_dict: dict) -> str:
 
 RUNS_FILE = ".gpukit-runs"
 
+#: a non-volume entry's manifest row lists this many of its files (and how many more there are)
+PATHS_SHOWN = 5
+
+
+def skipped_key(path: str) -> str:
+    """The manifest key of a skipped input file: its resolved path, however the input was spelled."""
+    return f"file:{os.path.realpath(path)}"
+
+
+def check_backend(name: str | None, scheduler: str | None = None) -> str | None:
+    """Fail before the run when the backend cannot run: an unknown name raises ``UnknownBackendError`` (bad
+    input); an unavailable one (say cupy without a GPU) ``BackendUnavailableError`` naming what is missing.
+
+    With an existing ``scheduler`` the workers may be other machines: only the name is checked here.
+    """
+    from ..backends import lookup, resolve_name
+
+    if name in (None, "auto"):
+        return None
+    if scheduler:
+        lookup(name)
+        return name
+    return resolve_name(name)
+
 
 def _earlier_runs(output_root: str) -> list[str]:
     """The write tokens of earlier runs into this output root (their temporaries are gpukit's own)."""
@@ -57,12 +81,7 @@ def _earlier_runs(output_root: str) -> list[str]:
 def _register_run(output_root: str, token: str) -> None:
     """Record this run's write token in the output root before it writes anything (a rerun with nothing to do
     writes nothing)."""
-    fd = os.open(confine(output_root, RUNS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
-                 0o644)
-    try:
-        os.write(fd, (token + "\n").encode("ascii"))
-    finally:
-        os.close(fd)
+    append_checked(confine(output_root, RUNS_FILE), (token + "\n").encode("ascii"), fsync=False)
 
 
 def gpu_devices(backend: str | None = None) -> int:
@@ -119,6 +138,8 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
                            "worker_pid": os.getpid(), "timings_s": {}}
     t0 = time.perf_counter()
     token = run_token or new_token()
+    written: list[str] = []      # this task's outputs so far: removed again if the series fails
+    skipped: list[dict] = []     # outputs that make no sense for this series, with the reason
     try:
         out_dir = confine(output_root, out_dir)     # before anything is written or deleted there
         sweep_temporaries(out_dir, [token])         # left by an earlier attempt whose worker died mid-write
@@ -147,22 +168,52 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
         rec["timings_s"]["decode"] = time.perf_counter() - t1
         rec["shape"] = list(vol.shape)
         with write_token(token):
-            outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"], root=output_root)
+            outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"], root=output_root,
+                                                  written=written, skipped=skipped)
         rec["timings_s"]["compute"] = compute_s
         rec["timings_s"]["write"] = write_s
         rec["outputs"] = [{"path": os.path.relpath(p, output_root), "bytes": path_size(p),
                            "sha256": sha256_path(p)} for p in outputs]
+        if skipped:
+            rec["skipped_outputs"] = skipped
         rec["status"] = "ok"
+    except OutputWriteError as exc:   # a full or read-only output: the message names the file
+        rec.update(status="failed", error=type(exc).__name__, message=str(exc), kind="output")
     except GpukitError as exc:
         rec.update(status="failed", error=type(exc).__name__, message=str(exc),
                    kind="environment" if isinstance(exc, EnvironmentProblem) else "bad input")
     except OSError as exc:   # e.g. a full disk or an unwritable output folder
+        exc = output_error(exc, getattr(exc, "filename", None) or out_dir)
         rec.update(status="failed", error=type(exc).__name__, message=str(exc), kind="output")
     except Exception as exc:  # an internal error: recorded with its traceback, the batch goes on
         rec.update(status="failed", error=type(exc).__name__, message=str(exc), kind="internal",
                    traceback=traceback.format_exc(limit=8))
+    if rec["status"] != "ok":
+        _remove_written(written, output_root, out_dir)
     rec["timings_s"]["total"] = time.perf_counter() - t0
     return rec
+
+
+def _remove_written(paths: list[str], output_root: str, out_dir: str) -> None:
+    """Remove the outputs a failed task wrote in this run (none of a failed series' files stay behind), and its
+    folder when that is left empty. Only paths this task itself wrote, checked inside the output root."""
+    import shutil
+
+    for p in paths:
+        try:
+            p = confine(output_root, p)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p)
+            elif os.path.lexists(p):
+                os.unlink(p)
+        except (OSError, GpukitError):
+            pass
+    try:
+        d = confine(output_root, out_dir)
+        if d != os.path.abspath(output_root) and os.path.isdir(d) and not os.listdir(d):
+            os.rmdir(d)
+    except (OSError, GpukitError):
+        pass
 
 
 @dataclass
@@ -216,12 +267,16 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
 
     t0 = time.perf_counter()
     r = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    check_backend(backend or r.backend, scheduler)   # before any series runs: one clear error, not N failures
     if isinstance(input_root, (list, tuple)):
         input_root = [os.fspath(p) for p in input_root]   # several archives in one batch
     else:
         input_root = os.fspath(input_root)
     output_root = os.path.abspath(os.fspath(output_root))
-    os.makedirs(output_root, exist_ok=True)
+    try:
+        os.makedirs(output_root, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, output_root) from None
     manifest = Manifest(output_root)
     token = new_token()
     # temporaries of earlier runs here that ended without cleaning up (killed): theirs alone, never other files
@@ -233,11 +288,13 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
     for s in found:
         if s.kind != "volume" and s.id not in manifest.records:
             manifest.append({"key": s.id, "status": "not_volume", "kind": s.kind, "message": s.note,
-                             "files": len(s.files)})
+                             "files": len(s.files), "paths": list(s.files[:PATHS_SHOWN]),
+                             "more_files": max(0, len(s.files) - PATHS_SHOWN)})
     for sk in found.skipped:
-        key = f"file:{sk.path}"
+        key = skipped_key(sk.path)
         if key not in manifest.records:
-            manifest.append({"key": key, "status": "skipped_file", "message": sk.reason, "error": sk.error})
+            manifest.append({"key": key, "status": "skipped_file", "message": sk.reason, "error": sk.error,
+                             "path": os.path.realpath(sk.path)})
 
     todo = []
     skipped_done = 0
@@ -318,5 +375,5 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
                 sweep_temporaries(output_root, [token])
     if todo:   # every task has ended: nothing of this run is writing, so its temporaries left are orphans
         sweep_temporaries(output_root, [token])
-    counts = manifest.summary([s.id for s in found] + [f"file:{k.path}" for k in found.skipped])
+    counts = manifest.summary([s.id for s in found] + [skipped_key(k.path) for k in found.skipped])
     return BatchResult(output_root, manifest.path, counts, skipped_done, time.perf_counter() - t0, records)

@@ -3,11 +3,14 @@
 A reader (or a rerun) therefore sees either no file or a complete one, never a
 partial file, whatever happens mid-write (full disk, killed worker, Ctrl-C).
 Every writer takes ``root``, the output root its path must stay inside
-(:func:`gpukit.safepath.confine`, symlinks included).
+(:func:`gpukit.safepath.confine`, symlinks included). A full or read-only disk
+raises :class:`~gpukit.batch.manifest.OutputWriteError` naming the output file
+(not its temporary), and leaves no temporary behind.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 
@@ -15,12 +18,31 @@ import numpy as np
 
 from ..arrays import to_host
 from ..safepath import FILE_MODE, atomic_path, write_bytes_atomic  # noqa: F401  (FILE_MODE: re-exported)
+from .manifest import output_error
 
 
+def _names_output(fn):
+    """An ``OSError`` of a full/read-only disk while writing becomes an ``OutputWriteError`` naming the output."""
+
+    @functools.wraps(fn)
+    def wrapper(path, *args, **kwargs):
+        try:
+            return fn(path, *args, **kwargs)
+        except OSError as exc:
+            err = output_error(exc, path)
+            if err is exc:
+                raise
+            raise err from None
+
+    return wrapper
+
+
+@_names_output
 def write_bytes(path, payload: bytes, root=None) -> str:
     return write_bytes_atomic(path, payload, root=root)
 
 
+@_names_output
 def write_png(path, image: np.ndarray, root=None) -> str:
     """A 2-D uint8 (or uint16) image as a greyscale PNG."""
     from PIL import Image
@@ -33,6 +55,7 @@ def write_png(path, image: np.ndarray, root=None) -> str:
     return write_bytes(path, buf.getvalue(), root)
 
 
+@_names_output
 def write_gif(path, frames: np.ndarray, fps: float = 12.0, root=None) -> str:
     """A ``(n, rows, cols)`` uint8 stack as a looping greyscale animated GIF."""
     from PIL import Image
@@ -47,6 +70,7 @@ def write_gif(path, frames: np.ndarray, fps: float = 12.0, root=None) -> str:
     return write_bytes(path, buf.getvalue(), root)
 
 
+@_names_output
 def write_npy(path, array: np.ndarray, root=None) -> str:
     with atomic_path(path, root=root) as tmp:
         with open(tmp, "wb") as fh:
@@ -54,6 +78,7 @@ def write_npy(path, array: np.ndarray, root=None) -> str:
     return os.fspath(path)
 
 
+@_names_output
 def write_nifti(path, volume, hu: bool = False, root=None) -> str:
     from ..interop import to_nifti
 
@@ -61,6 +86,7 @@ def write_nifti(path, volume, hu: bool = False, root=None) -> str:
     return os.fspath(path)
 
 
+@_names_output
 def write_zarr(path, volume, hu: bool = False, root=None) -> str:
     """A Zarr store (a folder) with the array in ``data`` and the affine and metadata as attributes."""
     import zarr

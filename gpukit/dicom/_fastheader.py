@@ -35,6 +35,7 @@ depend on it.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from struct import Struct, unpack_from
 
@@ -152,8 +153,9 @@ _HHI = Struct("<HHI").unpack_from
 _I = Struct("<I").unpack_from
 _H = Struct("<H").unpack_from
 
-# Windows needs O_BINARY; close-on-exec is polite in threaded callers
-_O_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+# Windows needs O_BINARY; close-on-exec is polite in threaded callers; O_NONBLOCK: opening a FIFO
+# must not wait for a writer (regular files ignore the flag; non-regular ones are refused after fstat)
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(slots=True)
@@ -680,14 +682,18 @@ def _read_header(path: str, buf) -> FastHeader | None:
     try:
         if buf is None:
             fd = os.open(path, _O_FLAGS)
-            size = os.fstat(fd).st_size
+            st_ = os.fstat(fd)
+            if not stat.S_ISREG(st_.st_mode):
+                return None     # FIFO, socket, device: never read (the caller reports it)
+            size = st_.st_size
             data = os.read(fd, min(_PREFIX, size))
             if len(data) < min(_PREFIX, size):
                 data = _pread(fd, 0, min(_PREFIX, size))
         else:
             data = bytes(buf)
-            size = os.stat(path).st_size
-            if len(data) > size:
+            st_ = os.stat(path)
+            size = st_.st_size
+            if len(data) > size or not stat.S_ISREG(st_.st_mode):
                 return None
 
         def more(base: int, keep_from: int, upto: int, minimum: int) -> bytes:

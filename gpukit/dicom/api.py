@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from ..errors import AmbiguousSeriesError, NoPixelDataError, SeriesNotFoundError
+from ..errors import AmbiguousSeriesError, CorruptDicomError, GpukitError, InputNotFoundError, NoPixelDataError, \
+    SeriesNotFoundError
 from ..volume import Volume
 from .load import build_volume
-from .header import read_header
+from .header import is_foreign_error, read_header
 from .scan import ScanResult, SeriesInfo, _skip_reason, group_frames, scan
 
 
@@ -86,6 +87,10 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
     ((140, 512, 512), (1.0, 0.451171875, 0.451171875))
     >>> hu = vol.hu()                                       # doctest: +SKIP
     """
+    if on_irregular not in ("raise", "keep"):
+        raise ValueError(f"on_irregular must be 'raise' or 'keep', got {on_irregular!r}")
+    if isinstance(path, (str, os.PathLike)) and not os.path.lexists(path):
+        raise InputNotFoundError("no such file or directory", path)
     if isinstance(path, SeriesInfo):
         info = path
     elif isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
@@ -99,7 +104,16 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
     else:
         found = scan(path, workers=workers)
         info = _pick(found, series, os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
-    return build_volume(info, on_irregular=on_irregular, workers=workers, backend=backend)
+    try:
+        return build_volume(info, on_irregular=on_irregular, workers=workers, backend=backend)
+    except GpukitError:
+        raise
+    except BaseException as exc:
+        if not is_foreign_error(exc):
+            raise
+        # a pydicom/numpy/decoder exception that no reader turned into a GpukitError: name the series' file
+        where = info.files[0] if info.files else None
+        raise CorruptDicomError(f"cannot load series {info.id} ({type(exc).__name__}: {exc})", where) from exc
 
 
 __all__ = ["scan", "load", "SeriesInfo", "ScanResult"]

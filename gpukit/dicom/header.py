@@ -8,11 +8,13 @@ pydicom and their functional groups become one :class:`Frame` per frame.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CorruptDicomError, NotDicomError
+from ..errors import CorruptDicomError, GpukitError, InputNotFoundError, NotDicomError, NotRegularFileError
 
 #: The attributes gpukit reads from every file (pydicom keywords).
 KEYWORDS = (
@@ -103,6 +105,17 @@ class Frame:
         return self.header.path
 
 
+def _num_tuple(v, n: int):
+    """``v`` as a tuple of ``n`` finite floats, or None (a damaged value is no geometry, not a crash later)."""
+    import math
+
+    if not isinstance(v, (list, tuple)) or len(v) != n:
+        return None
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+        return None
+    return tuple(float(x) for x in v)
+
+
 def _frames_single(h: FileHeader) -> list[Frame]:
     v = h.values
     ipp = v.get("ImagePositionPatient")
@@ -112,9 +125,9 @@ def _frames_single(h: FileHeader) -> list[Frame]:
     slope = v.get("RescaleSlope")
     icpt = v.get("RescaleIntercept")
     common = dict(
-        ipp=tuple(ipp) if ipp and len(ipp) == 3 else None,
-        iop=tuple(iop) if iop and len(iop) == 6 else None,
-        pixel_spacing=tuple(ps) if ps and len(ps) == 2 else None,
+        ipp=_num_tuple(ipp, 3),
+        iop=_num_tuple(iop, 6),
+        pixel_spacing=_num_tuple(ps, 2),
         slope=float(slope) if slope is not None else 1.0,
         intercept=float(icpt) if icpt is not None else 0.0,
         window_center=v.get("WindowCenter"), window_width=v.get("WindowWidth"),
@@ -123,6 +136,9 @@ def _frames_single(h: FileHeader) -> list[Frame]:
         extra_key=(tuple(v.get("ImageType") or ()), v.get("DiffusionBValue"), v.get("EchoNumbers")),
     )
     if nf > 1:
+        if nf > max(os.path.getsize(h.path) - 128, 1):     # every frame needs at least a byte
+            raise CorruptDicomError(f"NumberOfFrames {nf} cannot fit in a file of {os.path.getsize(h.path)} bytes",
+                                    h.path)
         # A legacy multi-frame file with one position for all frames: frames are
         # stacked along the normal by SpacingBetweenSlices (the only geometry given).
         return [Frame(h, n, **common) for n in range(nf)]
@@ -165,9 +181,9 @@ def _frames_enhanced(h: FileHeader, ds) -> list[Frame]:
         ftype = pick(fg, "MRImageFrameTypeSequence", "FrameType") or pick(fg, "CTImageFrameTypeSequence", "FrameType")
         frames.append(Frame(
             h, n,
-            ipp=tuple(ipp) if ipp else None,
-            iop=tuple(iop) if iop else None,
-            pixel_spacing=tuple(ps) if ps else None,
+            ipp=_num_tuple(ipp, 3),
+            iop=_num_tuple(iop, 6),
+            pixel_spacing=_num_tuple(ps, 2),
             slope=float(slope) if slope is not None else float(h.get("RescaleSlope", 1.0)),
             intercept=float(icpt) if icpt is not None else float(h.get("RescaleIntercept", 0.0)),
             window_center=pick(fg, "FrameVOILUTSequence", "WindowCenter"),
@@ -191,31 +207,131 @@ def _looks_like_raw_dicom(path: str) -> bool:
         (b"\x00\x00", b"\x01\x00", b"\x05\x00", b"\x08\x00", b"\x10\x00", b"\x12\x00", b"\x16\x00")
 
 
+class BoundedReader(io.BufferedReader):
+    """A binary file whose ``read(n)`` never asks for more than what is left in the file.
+
+    pydicom reads an element's value with ``read(length)``; a damaged length field of
+    4 GB would otherwise make Python allocate a 4 GB buffer before finding the file short.
+    Constructible as ``BoundedReader(path, "rb")`` (pydicom reopens deferred values so).
+    """
+
+    def __init__(self, path, mode: str = "rb"):
+        raw = io.FileIO(path, "r")
+        try:
+            st = os.fstat(raw.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFileError(_not_regular_reason(st.st_mode), path)
+        except BaseException:
+            raw.close()
+            raise
+        super().__init__(raw)
+        self._size = st.st_size
+
+    def read(self, n=-1):
+        if n is not None and n > 0:
+            left = self._size - self.tell()
+            if n > left:
+                n = max(left, 0)
+                if n == 0:
+                    return b""
+        return super().read(n)
+
+
+def _not_regular_reason(mode: int) -> str:
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
+            "a directory" if stat.S_ISDIR(mode) else "not a regular file")
+    return f"not a regular file: {kind}"
+
+
+def check_regular(path: str) -> int:
+    """The size of ``path``; raises :class:`NotRegularFileError` for FIFOs, sockets, devices (never opens them)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputNotFoundError("no such file or directory", path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFileError(_not_regular_reason(st.st_mode), path)
+    return st.st_size
+
+
+def is_foreign_error(exc: BaseException) -> bool:
+    """An exception from pydicom, numpy or a decoder to turn into a GpukitError (not ours, not an interrupt,
+    not MemoryError). Rust decoders (pyo3) raise ``PanicException``, a BaseException."""
+    if isinstance(exc, (GpukitError, MemoryError)):
+        return False
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
+#: attributes that must be plain integers, and those that must be numbers (or lists of them), when present;
+#: a damaged header can give them another VR (a string, bytes) that later arithmetic would trip on
+_INT_KEYS = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",
+             "NumberOfFrames", "PlanarConfiguration")
+_NUM_KEYS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+             "SpacingBetweenSlices", "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth",
+             "PixelPaddingValue", "EchoTime", "GantryDetectorTilt")
+
+
+#: the longest value any attribute in KEYWORDS can sensibly have (a few numbers or a short text)
+_MAX_VALUE_BYTES = 1 << 16
+
+
+def _check_types(values: dict, path: str) -> None:
+    import math
+
+    for kw in _INT_KEYS:
+        v = values.get(kw)
+        if v is not None and (type(v) is not int or v < 0):
+            raise CorruptDicomError(f"{kw} is not a non-negative integer ({v!r:.60})", path)
+    for kw in _NUM_KEYS:
+        v = values.get(kw)
+        for x in (v if isinstance(v, list) else [v]):
+            if x is not None and (not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x)):
+                raise CorruptDicomError(f"{kw} is not a finite number ({v!r:.60})", path)
+
+
 def _pydicom_header(path: str) -> FileHeader:
+    fh = BoundedReader(path)
+    try:
+        return _pydicom_header_from(path, fh)
+    finally:
+        fh.close()
+
+
+def _pydicom_header_from(path: str, fh) -> FileHeader:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=False, defer_size=256, force=_looks_like_raw_dicom(path))
+        ds = pydicom.dcmread(fh, stop_before_pixels=False, defer_size=256, force=_looks_like_raw_dicom(path))
     except InvalidDicomError:
         raise NotDicomError("not a DICOM file (no 'DICM' marker after the 128-byte preamble, "
                             "and it does not start like a raw DICOM dataset)", path) from None
-    except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError, NotImplementedError, OverflowError) as exc:
-        if isinstance(exc, OSError) and not os.path.exists(path):
+    except BaseException as exc:
+        if not is_foreign_error(exc):
             raise
         raise CorruptDicomError(f"cannot parse the DICOM header ({type(exc).__name__}: {exc})", path) from None
+    ds.fileobj_type = BoundedReader    # deferred values are re-read through it too (pydicom would use open)
     meta = getattr(ds, "file_meta", None)
     ts = str(getattr(meta, "TransferSyntaxUID", "") or "")
     values = {}
     try:
         for kw in KEYWORDS:
             if kw in ds:
+                raw = ds.get_item(kw)     # not converted yet: a damaged length must not make a huge value
+                if getattr(raw, "length", 0) > _MAX_VALUE_BYTES and getattr(raw, "length", 0) != 0xFFFFFFFF:
+                    raise CorruptDicomError(f"{kw} is {raw.length} bytes long (a damaged length field?)", path)
                 values[kw] = plain(ds[kw].value)
-    except Exception as exc:  # a malformed element value (pydicom parses values lazily)
+        if not values.get("SOPClassUID") and meta is not None and "MediaStorageSOPClassUID" in meta:
+            values["SOPClassUID"] = str(meta.MediaStorageSOPClassUID)
+        has_pixels = any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
+    except GpukitError:
+        raise
+    except BaseException as exc:  # a malformed element value (pydicom parses values lazily)
+        if not is_foreign_error(exc):
+            raise
         raise CorruptDicomError(f"malformed value in the header ({type(exc).__name__}: {exc})", path) from None
-    if not values.get("SOPClassUID") and meta is not None and "MediaStorageSOPClassUID" in meta:
-        values["SOPClassUID"] = str(meta.MediaStorageSOPClassUID)
-    has_pixels = any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
+    _check_types(values, path)
     encapsulated = bool(ts) and ts not in UNCOMPRESSED_LE + ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
     h = FileHeader(path, values, ts, encapsulated=encapsulated, has_pixels=has_pixels)
     if has_pixels and ts in UNCOMPRESSED_LE and 0x7FE00010 in ds:
@@ -228,7 +344,9 @@ def _pydicom_header(path: str) -> FileHeader:
     if has_pixels and "PerFrameFunctionalGroupsSequence" in ds:
         try:
             h.frames = _frames_enhanced(h, ds)
-        except Exception as exc:
+        except BaseException as exc:
+            if not is_foreign_error(exc):
+                raise
             raise CorruptDicomError(f"malformed functional groups ({type(exc).__name__}: {exc})", path) from None
     return h
 
@@ -240,9 +358,11 @@ def read_header(path: "str | os.PathLike") -> FileHeader:
     marked ``truncated`` (it stays in its series, so loading that series fails
     with a :class:`CorruptDicomError` naming it, rather than with a gap).
     """
-    h = _read_header(os.fspath(path))
+    path = os.fspath(path)
+    size = check_regular(path)
+    h = _read_header(path)
     if h.pixel_offset >= 0 and h.pixel_length > 0:
-        short = h.pixel_offset + h.pixel_length - os.path.getsize(h.path)
+        short = h.pixel_offset + h.pixel_length - size
         if short > 0:
             h.truncated = f"file is truncated: Pixel Data should hold {h.pixel_length} bytes, the file ends " \
                           f"{short} bytes short"

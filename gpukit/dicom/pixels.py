@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import (CorruptDicomError, DecodeError, InconsistentSeriesError, MissingDecoderError, NoPixelDataError,
                       UnsupportedDicomError)
-from .header import UNCOMPRESSED_LE, Frame
+from .header import UNCOMPRESSED_LE, BoundedReader, Frame, is_foreign_error
 
 #: pip packages that provide pydicom's decoder plugins (for error messages).
 PLUGIN_PACKAGES = {
@@ -32,10 +32,17 @@ PLUGIN_PACKAGES = {
 }
 
 
+def _int_attr(h, kw: str, default=None, minimum: int = 0) -> int:
+    v = h.get(kw, default)
+    if type(v) is not int or v < minimum:
+        raise CorruptDicomError(f"{kw} is {v!r:.40}, not an integer >= {minimum}", h.path)
+    return v
+
+
 def _stored_dtype(frame: Frame) -> np.dtype:
     h = frame.header
-    bits = int(h.get("BitsAllocated", 16))
-    signed = int(h.get("PixelRepresentation", 0)) == 1
+    bits = _int_attr(h, "BitsAllocated", 16)
+    signed = _int_attr(h, "PixelRepresentation", 0) == 1
     if bits not in (8, 16, 32):
         raise UnsupportedDicomError(f"BitsAllocated {bits} is not supported (8, 16 or 32)", h.path)
     return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
@@ -83,21 +90,28 @@ def _decode_frames(path: str, indices: Sequence[int], shape: tuple) -> list[np.n
     """Decode the given frames of one file with pydicom's plugins (runs in worker processes too)."""
     import pydicom
 
+    fh = None
     try:
-        ds = pydicom.dcmread(path)
+        fh = BoundedReader(path)     # a damaged length must not make pydicom allocate it
+        ds = pydicom.dcmread(fh)
         if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
             raise NoPixelDataError("no pixel data", path)
         arr = ds.pixel_array
+        nf = ds.get("NumberOfFrames", 1) or 1
     except (NoPixelDataError, MissingDecoderError):
         raise
-    except Exception as exc:
+    except BaseException as exc:     # BaseException: Rust decoders (pyo3) panic with a BaseException
+        if not is_foreign_error(exc):
+            raise
         msg = str(exc)
         if "missing" in msg.lower() and "plugin" in msg.lower():
             raise MissingDecoderError(msg, path) from None
         if "less than expected" in msg:
             raise CorruptDicomError(f"file is truncated or its pixel description is wrong ({msg})", path) from None
         raise DecodeError(f"pixel data could not be decoded ({type(exc).__name__}: {exc})", path) from None
-    nf = int(ds.get("NumberOfFrames", 1) or 1)
+    finally:
+        if fh is not None:
+            fh.close()
     if nf == 1 and arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[1:] != tuple(shape):
@@ -170,8 +184,15 @@ def read_pixels(frames: list[Frame], workers: int | None = None, out: np.ndarray
     """Read the frames (in the given order) into one ``(nz, ny, nx)`` array of stored values."""
     f0 = frames[0]
     h0 = f0.header
-    rows, cols = int(h0.get("Rows")), int(h0.get("Columns"))
+    rows, cols = _int_attr(h0, "Rows", None, 1), _int_attr(h0, "Columns", None, 1)
     dtype = _stored_dtype(f0)
+    _int_attr(h0, "BitsStored", dtype.itemsize * 8)
+    frame_bytes = rows * cols * dtype.itemsize
+    for f in frames:    # before allocating: a damaged Rows/Columns must not allocate what the file cannot hold
+        h = f.header
+        if h.pixel_offset >= 0 and h.pixel_length >= 0 and not h.encapsulated and h.pixel_length < frame_bytes:
+            raise CorruptDicomError(f"Pixel Data holds {h.pixel_length} bytes, expected {frame_bytes} "
+                                    f"({h.get('Rows')}x{h.get('Columns')}x{dtype.itemsize})", h.path)
     if out is None:
         out = np.empty((len(frames), rows, cols), dtype=dtype)
     raw: list[tuple[Frame, np.ndarray]] = []

@@ -17,6 +17,8 @@ Grouping rules (DESIGN.md "Reading a series"):
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,8 +27,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .. import geometry
-from ..errors import DicomFileError, GpukitError
-from .header import MEDIA_STORAGE_DIRECTORY, FileHeader, Frame, frames_of, read_header
+from ..errors import DicomFileError, GpukitError, InputNotFoundError
+from .header import MEDIA_STORAGE_DIRECTORY, FileHeader, Frame, frames_of, is_foreign_error, read_header
+
+#: How many warning messages per file the scan report keeps (all are counted).
+WARNINGS_SHOWN = 3
 
 #: Tolerance (in cosine units) for two orientations to count as the same.
 IOP_TOL = 1e-4
@@ -87,19 +92,43 @@ class SeriesInfo:
         }
 
 
-class ScanResult(list):
-    """A list of :class:`SeriesInfo`, with ``skipped`` files and their reasons."""
+@dataclass
+class FileWarnings:
+    """The warnings (pydicom's, mostly) raised while reading one file's header: counted, the first few kept."""
 
-    def __init__(self, series: Iterable[SeriesInfo] = (), skipped: Iterable[Skipped] = ()):
+    path: str
+    count: int = 0
+    messages: list = field(default_factory=list)   # the first WARNINGS_SHOWN, as "Category: message"
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        if len(self.messages) < WARNINGS_SHOWN:
+            self.messages.append(text)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "count": self.count, "messages": list(self.messages)}
+
+
+class ScanResult(list):
+    """A list of :class:`SeriesInfo`, with ``skipped`` files and their reasons, and per-file ``warnings``."""
+
+    def __init__(self, series: Iterable[SeriesInfo] = (), skipped: Iterable[Skipped] = (),
+                 warnings: Iterable[FileWarnings] = ()):
         super().__init__(series)
         self.skipped: list[Skipped] = list(skipped)
+        self.warnings: list[FileWarnings] = list(warnings)
 
     @property
     def volumes(self) -> list[SeriesInfo]:
         return [s for s in self if s.kind == "volume"]
 
+    @property
+    def n_warnings(self) -> int:
+        return sum(w.count for w in self.warnings)
+
     def to_dict(self) -> dict:
-        return {"series": [s.to_dict() for s in self], "skipped": [s.to_dict() for s in self.skipped]}
+        return {"series": [s.to_dict() for s in self], "skipped": [s.to_dict() for s in self.skipped],
+                "warnings": [w.to_dict() for w in self.warnings], "n_warnings": self.n_warnings}
 
     def table(self) -> str:
         """A human-readable table of the series found and the files skipped."""
@@ -119,6 +148,11 @@ class ScanResult(list):
             lines.append(f"skipped {len(self.skipped)} file(s):")
             for sk in self.skipped:
                 lines.append(f"  {sk.path}: {sk.reason}")
+        if self.warnings:
+            lines.append(f"{self.n_warnings} warning(s) in {len(self.warnings)} file(s):")
+            for w in self.warnings:
+                more = f" (+{w.count - len(w.messages)} more)" if w.count > len(w.messages) else ""
+                lines.append(f"  {w.path}: {w.count}: {' | '.join(w.messages)}{more}")
         return "\n".join(lines)
 
 
@@ -134,11 +168,14 @@ def iter_files(paths: "str | os.PathLike | Sequence") -> list[str]:
             for root, dirs, files in os.walk(p):
                 dirs.sort()
                 out.extend(os.path.join(root, f) for f in sorted(files))
-        elif os.path.exists(p):
-            out.append(p)
+        elif os.path.lexists(p):
+            out.append(p)     # a FIFO, socket or device is skipped with its reason by read_headers
         else:
-            raise FileNotFoundError(p)
+            raise InputNotFoundError("no such file or directory", p)
     return out
+
+
+_current = threading.local()     # the FileWarnings of the file this thread is reading
 
 
 def _read_one(path: str):
@@ -148,9 +185,15 @@ def _read_one(path: str):
         return Skipped(path, exc.reason, type(exc).__name__)
     except OSError as exc:
         return Skipped(path, f"cannot read file ({exc.strerror or exc})", type(exc).__name__)
+    except BaseException as exc:
+        if not is_foreign_error(exc):
+            raise
+        # an exception nobody turned into a GpukitError: still a reason in the report, never an escape
+        return Skipped(path, f"cannot read the header ({type(exc).__name__}: {exc})", type(exc).__name__)
 
 
-def read_headers(files: Sequence[str], workers: int | None = None) -> tuple[list[FileHeader], list[Skipped]]:
+def read_headers(files: Sequence[str], workers: int | None = None, *,
+                 warnings_out: list | None = None) -> tuple[list[FileHeader], list[Skipped]]:
     """Read headers, in ``workers`` threads when asked.
 
     The default is one thread: on a local disk with a warm cache the header walk
@@ -160,11 +203,39 @@ def read_headers(files: Sequence[str], workers: int | None = None) -> tuple[list
     ``workers=8`` or more.
     """
     workers = workers or 1
-    if len(files) < 16 or workers == 1:
-        results = [_read_one(f) for f in files]
-    else:
-        with ThreadPoolExecutor(workers) as ex:
-            results = list(ex.map(_read_one, files, chunksize=32))
+    logs: list[FileWarnings] = []
+
+    def one(f):
+        _current.log = log = FileWarnings(f)
+        try:
+            return _read_one(f)
+        finally:
+            _current.log = None
+            if log.count:
+                logs.append(log)     # atomic under the GIL
+
+    # pydicom's warnings (invalid UIDs, odd lengths...) go into the report per file, not to stderr;
+    # catch_warnings swaps process-wide state, so it wraps the whole walk, threads included
+    with warnings.catch_warnings():
+        other = warnings.showwarning
+
+        def collect(message, category, filename, lineno, file=None, line=None):
+            log = getattr(_current, "log", None)
+            if log is None:      # another thread's warning, not about a file being read here
+                other(message, category, filename, lineno, file, line)
+            else:
+                log.add(f"{category.__name__}: {message}")
+
+        warnings.simplefilter("always")
+        warnings.showwarning = collect
+        if len(files) < 16 or workers == 1:
+            results = [one(f) for f in files]
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                results = list(ex.map(one, files, chunksize=32))
+    if warnings_out is not None:
+        order = {f: n for n, f in enumerate(files)}
+        warnings_out.extend(sorted(logs, key=lambda w: order.get(w.path, -1)))
     headers = [r for r in results if isinstance(r, FileHeader)]
     skipped = [r for r in results if isinstance(r, Skipped)]
     return headers, skipped
@@ -187,8 +258,10 @@ def _orientation_key(iop) -> tuple | None:
 
 def _format_key(f: Frame) -> tuple:
     h = f.header
-    return (h.get("Rows"), h.get("Columns"), h.get("SamplesPerPixel", 1), h.get("BitsAllocated"),
-            h.get("PixelRepresentation", 0), h.get("PhotometricInterpretation"))
+    key = (h.get("Rows"), h.get("Columns"), h.get("SamplesPerPixel", 1), h.get("BitsAllocated"),
+           h.get("PixelRepresentation", 0), h.get("PhotometricInterpretation"))
+    # a damaged file can give several values where one is expected: keep the key hashable
+    return tuple(tuple(v) if isinstance(v, list) else v for v in key)
 
 
 def _projection(frames: list[Frame]) -> np.ndarray:
@@ -208,7 +281,7 @@ _DUP_KEYS = (
 
 def _split_multiple_per_position(frames: list[Frame]) -> tuple[list[list[Frame]], str]:
     """Split frames that hold several images per position by the first key that separates them."""
-    if len(frames) < 2 or any(f.ipp is None for f in frames):
+    if len(frames) < 2 or any(f.ipp is None or f.iop is None for f in frames):
         return [frames], ""
     pos = np.round(_projection(frames), 3)
     n_positions = len(np.unique(pos))
@@ -274,8 +347,15 @@ def group_frames(headers: Sequence[FileHeader]) -> tuple[list[SeriesInfo], list[
         if reason:
             skipped.append(Skipped(h.path, reason))
             continue
+        try:
+            frames = frames_of(h)
+        except DicomFileError as exc:
+            skipped.append(Skipped(h.path, exc.reason, type(exc).__name__))
+            continue
         uid = h.get("SeriesInstanceUID") or f"(no SeriesInstanceUID) {h.path}"
-        by_uid[uid].extend(frames_of(h))
+        if not isinstance(uid, str):
+            uid = str(uid)
+        by_uid[uid].extend(frames)
 
     out: list[SeriesInfo] = []
     for uid, frames in by_uid.items():
@@ -338,10 +418,11 @@ def scan(paths: "str | os.PathLike | Sequence", *, workers: int | None = None) -
     >>> vol = gpukit.load(found.volumes[0])               # doctest: +SKIP
     """
     files = iter_files(paths)
-    headers, skipped = read_headers(files, workers)
+    logs: list[FileWarnings] = []
+    headers, skipped = read_headers(files, workers, warnings_out=logs)
     series, skipped2 = group_frames(headers)
-    return ScanResult(series, skipped + skipped2)
+    return ScanResult(series, skipped + skipped2, logs)
 
 
-__all__ = ["scan", "ScanResult", "SeriesInfo", "Skipped", "iter_files", "read_headers", "group_frames",
+__all__ = ["scan", "ScanResult", "SeriesInfo", "Skipped", "FileWarnings", "iter_files", "read_headers", "group_frames",
            "GpukitError"]

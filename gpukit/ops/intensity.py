@@ -25,16 +25,8 @@ import numpy as np
 
 from ..backends import get_backend
 from ..backends.codes import FUNCTION_CODES
-from ..errors import GpukitError
+from ..errors import NoWindowError, ParameterTypeError, WindowParameterError  # noqa: F401
 from ..presets import get_preset
-
-
-class NoWindowError(GpukitError, ValueError):
-    """A window was needed, but none was given and the image carries none."""
-
-
-class WindowParameterError(GpukitError, ValueError):
-    """A window or rescale parameter has a value DICOM or gpukit does not allow (the message says which)."""
 
 
 # -- argument handling ------------------------------------------------------------------------------------------
@@ -54,7 +46,7 @@ def _host_array(a: Any, what: str, be: Any) -> Any:
     try:
         return be.asarray(a)
     except TypeError as exc:
-        raise TypeError(f"{what}: {exc}") from None
+        raise ParameterTypeError(f"{what}: {exc}") from None
 
 
 def _check_values_dtype(a: np.ndarray, what: str) -> np.ndarray:
@@ -63,7 +55,7 @@ def _check_values_dtype(a: np.ndarray, what: str) -> np.ndarray:
         return a
     if k == "f":
         return a.astype(np.float32) if a.dtype.itemsize < 4 else a
-    raise TypeError(f"{what} must hold integers or floats, got dtype {a.dtype}; convert it first, "
+    raise ParameterTypeError(f"{what} must hold integers or floats, got dtype {a.dtype}; convert it first, "
                     "e.g. arr.astype(np.int16) or arr.astype(np.float32)")
 
 
@@ -83,7 +75,7 @@ def _as_3d(a: Any, xp: Any) -> Any:
 
 def _number(v: Any, name: str) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {v!r}")
+        raise ParameterTypeError(f"{name} must be a number, got {v!r}")
     f = float(v)
     if not math.isfinite(f):
         raise WindowParameterError(f"{name} must be finite, got {v!r}")
@@ -103,7 +95,7 @@ def _per_slice(v: Any, nz: int, name: str) -> np.ndarray:
 
 def _function_code(function: str) -> int:
     if not isinstance(function, str):
-        raise TypeError(f"function must be a string such as 'LINEAR', got {function!r}")
+        raise ParameterTypeError(f"function must be a string such as 'LINEAR', got {function!r}")
     key = "_".join(function.strip().upper().replace("-", " ").split())
     if key not in FUNCTION_CODES:
         raise WindowParameterError(f"unknown VOI LUT function {function!r}; known: {', '.join(FUNCTION_CODES)}")
@@ -142,7 +134,7 @@ def _out_range(out_range) -> tuple[float, float]:
     try:
         lo, hi = out_range
     except (TypeError, ValueError):
-        raise TypeError(f"out_range must be (low, high), got {out_range!r}") from None
+        raise ParameterTypeError(f"out_range must be (low, high), got {out_range!r}") from None
     lo = _number(lo, "out_range[0]")
     hi = _number(hi, "out_range[1]")
     if not lo < hi:
@@ -240,7 +232,7 @@ def rescale(x: Any, slope: Any = None, intercept: Any = None, *, backend: str | 
         slopes = 1.0 if slope is None else slope
         intercepts = 0.0 if intercept is None else intercept
     if raw.dtype.kind == "b":
-        raise TypeError("x holds booleans; rescale numbers (e.g. x.astype(np.uint8))")
+        raise ParameterTypeError("x holds booleans; rescale numbers (e.g. x.astype(np.uint8))")
     raw = _check_values_dtype(raw, "x")
     data = _as_3d(raw, be.xp)
     nz = data.shape[0]
@@ -360,7 +352,7 @@ def window(x: Any, center: float | None = None, width: float | None = None, *, f
         raw = _host_array(x, "x", be)
         slopes = intercepts = None
     if raw.dtype.kind == "b":
-        raise TypeError("x holds booleans; window numbers (e.g. x.astype(np.uint8))")
+        raise ParameterTypeError("x holds booleans; window numbers (e.g. x.astype(np.uint8))")
     raw = _check_values_dtype(raw, "x")
     data = _as_3d(raw, be.xp)
     nz = data.shape[0]

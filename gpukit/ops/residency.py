@@ -18,6 +18,8 @@ import weakref
 
 import numpy as np
 
+from ..errors import InvalidParameterError, ParameterTypeError
+
 from ..backends import get_backend
 from ..backends.codes import BRICK_SKIPPING
 
@@ -43,13 +45,13 @@ def _host_data(volume, be) -> "np.ndarray":
             try:
                 data = be.asarray(data)
             except TypeError as exc:
-                raise TypeError(f"the volume's data lives on a device ({type(data).__name__}) and the "
+                raise ParameterTypeError(f"the volume's data lives on a device ({type(data).__name__}) and the "
                                 f"{be.name!r} backend computes on the host: use the volume's own backend, or copy "
                                 f"it explicitly with volume.to('{be.name}') ({exc})") from None
     if not data.flags.c_contiguous:
         data = be.xp.ascontiguousarray(data)
     if data.dtype.kind not in "iuf" or data.dtype.itemsize > 8:
-        raise TypeError(f"volume data must be integer or float, got {data.dtype}; convert it with astype() first")
+        raise ParameterTypeError(f"volume data must be integer or float, got {data.dtype}; convert it with astype() first")
     return data
 
 
@@ -149,7 +151,7 @@ def _fill_value(volume, data, be, fill) -> float:
         return _hu_range(volume, data, be)[0]
     f = float(fill)
     if np.isnan(f):
-        raise ValueError("fill must be a number, not NaN")
+        raise InvalidParameterError("fill must be a number, not NaN")
     return f
 
 

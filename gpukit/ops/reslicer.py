@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 
+from ..errors import InvalidParameterError
+
 from ..backends import get_backend, resolve_name
 from ..backends.codes import BRICKED_LAYOUT, CONCURRENT_CALLS, FUSED_WINDOW
 from ..planes import Plane
@@ -97,10 +99,10 @@ class Reslicer:
         self._intercepts = np.ascontiguousarray(volume.intercepts, dtype=np.float64)
         self.fill = _fill_value(volume, self._data, self._be, fill)
         if layout not in ("auto", "bricked", "plain"):
-            raise ValueError(f"layout must be 'auto', 'bricked' or 'plain', got {layout!r}")
+            raise InvalidParameterError(f"layout must be 'auto', 'bricked' or 'plain', got {layout!r}")
         can_brick = self._be.has(BRICKED_LAYOUT)
         if layout == "bricked" and not can_brick:
-            raise ValueError(f"the {self.backend!r} backend has no bricked layout; use layout='plain' or 'auto'")
+            raise InvalidParameterError(f"the {self.backend!r} backend has no bricked layout; use layout='plain' or 'auto'")
         use = can_brick and (layout == "bricked" or (layout == "auto" and self._data.nbytes > BRICKED_MIN_BYTES))
         self.layout = "bricked" if use else "plain"
         self._bricked = self._be.to_bricks(self._data) if use else None
@@ -128,7 +130,7 @@ class Reslicer:
         stage = _window_stage(self.window) if fused else None
         want = np.dtype(np.uint8) if self.window is not None else np.dtype(np.float32)
         if out is not None and (tuple(out.shape) != (nr, nc) or out.dtype != want or not out.flags.c_contiguous):
-            raise ValueError(f"out must be a C-contiguous {want} array of shape {(nr, nc)}")
+            raise InvalidParameterError(f"out must be a C-contiguous {want} array of shape {(nr, nc)}")
         if out is not None and (fused or self.window is None):
             buf = out.reshape(1, nr, nc)
         else:

@@ -33,13 +33,16 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from ..errors import InvalidParameterError, ParameterTypeError
+
 from .. import geometry
 from ..backends import get_backend
 from ..backends.codes import BRICK_SKIPPING, FUSED_WINDOW
 from .reslicer import BRICKED_MIN_BYTES, Reslicer  # noqa: F401  (re-exported)
 from .residency import _bricks, _fill_value, _host_data, _nearest_dtype, clear_caches, default_fill
-from .validate import (INTERPS, PROJECTION_MODES, SNAP, _apply_window, _check_interp, _check_mode,  # noqa: F401
-                       _grid_shape, _volume_meta, _window_stage, index_map)
+from .validate import (INTERPS, LIMITS, PROJECTION_MODES, SNAP, _apply_window, _check_interp,  # noqa: F401
+                       _check_mode, _grid_shape, _volume_meta, _window_stage, check_work, index_map, set_limits,
+                       steps)
 from ..planes import Plane, axis_rotation, cylinder_radius, extent_along, NAMED_AXES, NAMED_POSITION_AXIS
 
 
@@ -104,6 +107,7 @@ def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fi
     """
     _check_interp(interp)
     shp = _grid_shape(shape, 3, "shape")
+    check_work(np.prod([float(x) for x in shp]), shp, 4, "resample")
     be = get_backend(backend, volume)
     data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
@@ -136,13 +140,14 @@ def reslice(volume, plane: Plane, *, interp: str = "linear", fill: float | None 
            [-980., -979., -978., -977.]], dtype=float32)
     """
     if not isinstance(plane, Plane):
-        raise TypeError(f"plane must be a gpukit.Plane (e.g. Plane.axial(volume)), got {type(plane).__name__}")
+        raise ParameterTypeError(f"plane must be a gpukit.Plane (e.g. Plane.axial(volume)), got {type(plane).__name__}")
     _check_interp(interp)
+    nr, nc = plane.shape
+    check_work(float(nr) * nc, (nr, nc), 4, "reslice")
     be = get_backend(backend, volume)
     data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
     A, b = index_map(volume.affine, plane.affine)
-    nr, nc = plane.shape
     out = be.xp.empty((1, nr, nc), dtype=np.float32)
     if window is not None and be.has(FUSED_WINDOW):     # rescale, sample and window in one pass
         out = be.xp.empty((1, nr, nc), dtype=np.uint8)
@@ -221,6 +226,7 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
     order = np.argsort(d, kind="stable")
     d_sorted = d[order]
     dtype = np.float32 if interp == "linear" else _nearest_dtype(volume, data, be, f)
+    check_work(np.prod([float(x) for x in shape]), shape, 4, "regularize")
     out = be.xp.empty(shape, dtype=dtype)
     slopes = np.asarray(volume.slopes, dtype=np.float64)
     intercepts = np.asarray(volume.intercepts, dtype=np.float64)
@@ -262,9 +268,9 @@ def _aligned_axes(affine: np.ndarray) -> list[tuple[int, float]] | None:
 def _slab_range(n: int, spacing: float, thickness_mm: float | None) -> tuple[int, int]:
     if thickness_mm is None:
         return 0, n
-    if thickness_mm < 0:
-        raise ValueError(f"thickness_mm must be >= 0, got {thickness_mm}")
-    m = min(n, int(np.floor(thickness_mm / spacing + 1e-6)) + 1)
+    if not thickness_mm >= 0:
+        raise InvalidParameterError(f"thickness_mm must be >= 0, got {thickness_mm}")
+    m = int(min(n, np.floor(float(thickness_mm) / spacing + 1e-6) + 1))
     lo = (n - m) // 2
     return lo, lo + m
 
@@ -283,15 +289,15 @@ def _project_axis(volume, axis: int, mode: str, thickness_mm, be) -> np.ndarray:
 
 def _plane_grid(volume, plane: Plane, thickness_mm, step_mm) -> tuple[np.ndarray, int]:
     step = float(min(volume.spacing)) if step_mm is None else float(step_mm)
-    if step <= 0:
-        raise ValueError(f"step_mm must be positive, got {step_mm}")
+    if not step > 0 or not np.isfinite(step):
+        raise InvalidParameterError(f"step_mm must be a positive number, got {step_mm}")
     if thickness_mm is None:
         dmin, dmax = extent_along(volume, plane.center, plane.normal)
-        ns = int(np.floor((dmax - dmin) / step + 1e-6)) + 1
+        ns = steps(dmax - dmin, step, "a full projection")
         return plane.grid_affine(ns, step, first_mm=dmin), ns
-    if thickness_mm < 0:
-        raise ValueError(f"thickness_mm must be >= 0, got {thickness_mm}")
-    ns = int(np.floor(float(thickness_mm) / step + 1e-6)) + 1
+    if not thickness_mm >= 0:
+        raise InvalidParameterError(f"thickness_mm must be >= 0, got {thickness_mm}")
+    ns = steps(float(thickness_mm), step, "a slab")
     return plane.grid_affine(ns, step), ns
 
 
@@ -335,12 +341,12 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     if isinstance(plane_or_axis, (int, np.integer)) and not isinstance(plane_or_axis, bool):
         axis = int(plane_or_axis)
         if axis not in (0, 1, 2):
-            raise ValueError(f"axis must be 0, 1 or 2 (array axes k, j, i), got {axis}")
+            raise InvalidParameterError(f"axis must be 0, 1 or 2 (array axes k, j, i), got {axis}")
         return _project_axis(volume, axis, mode, thickness_mm, be)
     if isinstance(plane_or_axis, str):
         name = plane_or_axis.lower()
         if name not in NAMED_AXES:
-            raise ValueError(f"plane_or_axis must be a Plane, 0/1/2 or one of {list(NAMED_AXES)}, "
+            raise InvalidParameterError(f"plane_or_axis must be a Plane, 0/1/2 or one of {list(NAMED_AXES)}, "
                              f"got {plane_or_axis!r}")
         plane = getattr(Plane, name)(volume)
         aligned = _aligned_axes(volume.affine)
@@ -348,13 +354,14 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
             return _project_named_fast(volume, name, plane, aligned, mode, thickness_mm, be)
         plane_or_axis = plane
     if not isinstance(plane_or_axis, Plane):
-        raise TypeError(f"plane_or_axis must be a Plane, an axis number or a name, got {type(plane_or_axis).__name__}")
+        raise ParameterTypeError(f"plane_or_axis must be a Plane, an axis number or a name, got {type(plane_or_axis).__name__}")
     plane = plane_or_axis
     data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
     aff, ns = _plane_grid(volume, plane, thickness_mm, step_mm)
-    A, b = index_map(volume.affine, aff)
     nr, nc = plane.shape
+    check_work(float(ns) * nr * nc, (nr, nc), 4, "project")
+    A, b = index_map(volume.affine, aff)
     out = be.xp.empty((nr, nc), np.float32)
     _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, out)
     return out
@@ -407,11 +414,11 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
     _check_interp(interp)
     n_angles = int(n_angles)
     if n_angles < 1:
-        raise ValueError(f"n_angles must be >= 1, got {n_angles}")
+        raise InvalidParameterError(f"n_angles must be >= 1, got {n_angles}")
     if isinstance(axis, str):
         key = axis.lower()
         if key not in ("x", "y", "z"):
-            raise ValueError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}")
+            raise InvalidParameterError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}")
         a = np.eye(3)["xyz".index(key)]
     else:
         a = np.asarray(axis, dtype=np.float64).reshape(3)
@@ -428,6 +435,7 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
         shape = (int(np.floor(2 * along / step + 1e-6)) + 1, 2 * half + 1)
     nr, nc = _grid_shape(shape, 2, "shape")
     ns = 2 * half + 1
+    check_work(float(n_angles) * ns * nr * nc, (n_angles, nr, nc), 4, "rotating_mip")
     be = get_backend(backend, volume)
     data = _host_data(volume, be)
     f = _fill_value(volume, data, be, fill)
@@ -443,4 +451,4 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
 # -- real-time reslicing -----------------------------------------------------------------------------------------
 
 
-__all__ = ["resample", "regularize", "regular_grid", "reslice", "project", "rotating_mip", "Reslicer", "index_map", "default_fill", "clear_caches"]
+__all__ = ["set_limits", "resample", "regularize", "regular_grid", "reslice", "project", "rotating_mip", "Reslicer", "index_map", "default_fill", "clear_caches"]
