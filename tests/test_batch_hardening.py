@@ -236,14 +236,11 @@ def test_symlinked_input_folder_is_followed_or_listed(tmp_path):
     src.mkdir()
     (src / "linked").symlink_to(real, target_is_directory=True)
     (src / "loop").symlink_to(src, target_is_directory=True)
+    (src / "again").symlink_to(real, target_is_directory=True)        # the same folder through a second link
     found = gpukit.scan(src)
-    seen = any(v.uid == s.series_uid for v in found.volumes)
-    listed = any("linked" in k.path and "symlink" in k.reason.lower() for k in found.skipped)
-    if not (seen or listed):
-        pytest.xfail("gpukit/dicom/scan.py skips symlinked input folders silently (issue 10 G); the fix belongs "
-                     "in the scan, not the batch")
-    if seen:
-        assert sum(v.uid == s.series_uid for v in found.volumes) == 1   # followed once, not again through the loop
+    vols = [v for v in found.volumes if v.uid == s.series_uid]
+    assert len(vols) == 1 and len(vols[0].files) == 4               # followed once: not again through a link
+    assert not found.skipped
 
 
 # -- defect 7: the backend is checked before the run -------------------------------------------------------------------

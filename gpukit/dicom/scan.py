@@ -158,16 +158,28 @@ class ScanResult(list):
 
 # -- walking -------------------------------------------------------------------------
 def iter_files(paths: "str | os.PathLike | Sequence") -> list[str]:
-    """Every regular file under the given files/folders, sorted, hidden files included."""
+    """Every file under the given files/folders, sorted, hidden files included.
+
+    Symlinked folders are followed once: a folder (or file) reached a second time through another link, a
+    link loop included, is not visited again.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out = []
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
     for p in paths:
         p = os.fspath(p)
         if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                out.extend(os.path.join(root, f) for f in sorted(files))
+            for root, dirs, files in os.walk(p, followlinks=True):
+                seen_dirs.add(os.path.realpath(root))
+                dirs[:] = [d for d in sorted(dirs) if os.path.realpath(os.path.join(root, d)) not in seen_dirs]
+                for f in sorted(files):
+                    full = os.path.join(root, f)
+                    real = os.path.realpath(full)
+                    if real not in seen_files:
+                        seen_files.add(real)
+                        out.append(full)
         elif os.path.lexists(p):
             out.append(p)     # a FIFO, socket or device is skipped with its reason by read_headers
         else:
