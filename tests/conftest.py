@@ -75,3 +75,25 @@ def host(a):
     from gpukit.arrays import to_host
 
     return to_host(a)
+
+
+def can_mount_tmpfs() -> bool:
+    """Whether this process may mount a small tmpfs (root on Linux): the tests make real full and read-only disks
+    that way, and skip with the reason where they cannot."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if sys.platform != "linux":
+        return False
+    probe = Path(tempfile.mkdtemp(prefix="gpukit-mount-probe-"))
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+                            capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["umount", str(probe)], check=True)
+        return ok
+    except OSError:
+        return False
+    finally:
+        probe.rmdir()

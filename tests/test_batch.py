@@ -28,6 +28,8 @@ from gpukit import testing
 from gpukit.batch import Manifest, RecipeError, load_recipe, parse_recipe, run_batch
 from gpukit.batch.runner import series_folder
 
+from conftest import can_mount_tmpfs
+
 VOLUME_RECIPE = {"recipe": {"name": "volumes"},
                  "output": [{"kind": "volume", "name": "stored", "format": "nifti"},
                             {"kind": "volume", "name": "hu", "format": "npy", "hu": True}]}
@@ -177,22 +179,7 @@ def test_external_scheduler_and_killed_worker(tmp_path, external_cluster):
     _check_outputs(out, series, m)
 
 
-def _can_mount() -> bool:
-    probe = Path("/tmp") / f"gpukit-mount-probe-{os.getpid()}"
-    probe.mkdir(exist_ok=True)
-    try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
-                            capture_output=True).returncode == 0
-        if ok:
-            subprocess.run(["umount", str(probe)], check=True)
-        return ok
-    except OSError:
-        return False
-    finally:
-        probe.rmdir()
-
-
-@pytest.mark.skipif(sys.platform != "linux" or not _can_mount(),
+@pytest.mark.skipif(not can_mount_tmpfs(),
                     reason="needs permission to mount a tmpfs (root on Linux) to make a real full disk")
 def test_full_disk_then_rerun(tmp_path):
     series = _make_input(tmp_path / "in", n=3, shape=(24, 96, 96))

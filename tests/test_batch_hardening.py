@@ -19,30 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import data_path
+from conftest import can_mount_tmpfs, data_path
 from gpukit import testing
 from gpukit.batch import Manifest, OutputWriteError, load_recipe, parse_recipe, run_batch
 from gpukit.batch.runner import process_series, series_folder
 
 
-def _can_mount() -> bool:
-    if sys.platform != "linux":
-        return False
-    probe = Path("/tmp") / f"gpukit-mount-probe-h-{os.getpid()}"
-    probe.mkdir(exist_ok=True)
-    try:
-        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
-                            capture_output=True).returncode == 0
-        if ok:
-            subprocess.run(["umount", str(probe)], check=True)
-        return ok
-    except OSError:
-        return False
-    finally:
-        probe.rmdir()
-
-
-CAN_MOUNT = _can_mount()
+CAN_MOUNT = can_mount_tmpfs()
 needs_mount = pytest.mark.skipif(not CAN_MOUNT, reason="needs permission to mount a tmpfs (root on Linux) to make "
                                                        "a real full or read-only disk")
 
