@@ -35,13 +35,22 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 UNCOMPRESSED_LE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
 
 
+#: the most values one multi-valued header attribute gpukit reads may hold (window lists, positions, ...)
+MAX_VALUES = 4096
+
+
 def plain(value: Any) -> Any:
     """A pydicom element value as plain Python (float, int, str, lists of them, None)."""
     from pydicom.multival import MultiValue
+    from pydicom.sequence import Sequence
     from pydicom.valuerep import DSfloat, IS, PersonName, DSdecimal
 
     if value is None or value == "":
         return None
+    if isinstance(value, (MultiValue, list, tuple)) and not isinstance(value, Sequence) and len(value) > MAX_VALUES:
+        # a damaged length field made one header attribute swallow the file (a fuzzed HighBit read as 380,000
+        # values took seconds to convert): no attribute gpukit reads has this many values
+        raise ValueError(f"a header attribute holds {len(value)} values (at most {MAX_VALUES} expected)")
     if isinstance(value, (MultiValue, list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, (DSfloat, DSdecimal)):
