@@ -399,7 +399,8 @@ def run(cases: int, seed: int = 0, *, large: bool = False, batch: int = 200, sou
             # a generous overall limit; a case that blocks in C code past it is a hang
             limit = 20 + len(chunk) * CASE_SECONDS * 2
             try:
-                child = f"import sys, importlib; importlib.import_module({__name__!r})._child(sys.argv[1])"
+                me = __spec__.name if __spec__ is not None else __name__    # benchmarks.fuzz, also under python -m
+                child = f"import sys, importlib; importlib.import_module({me!r})._child(sys.argv[1])"
                 proc = subprocess.run([sys.executable, "-c", child, str(spec)], capture_output=True, text=True,
                                       timeout=limit, env=env, cwd=str(_HERE.parent))
                 stdout, rc = proc.stdout, proc.returncode
