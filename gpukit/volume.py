@@ -59,6 +59,8 @@ class Volume:
             raise InvalidParameterError(f"affine must be 4x4, got {aff.shape}")
         if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
             raise InvalidParameterError("affine is singular: its three index columns do not span space")
+        if isinstance(data, np.ndarray) and not data.dtype.isnative:
+            data = data.astype(data.dtype.newbyteorder("="))   # big-endian: converted once (kernels read native)
         self.data = data
         self.affine = aff
         self.meta: dict = dict(meta or {})

@@ -43,6 +43,8 @@ def _is_volume(x: Any) -> bool:
 def _host_array(a: Any, what: str, be: Any) -> Any:
     """``a`` as an array of the backend's kind (:meth:`Backend.asarray`: device arrays stay where they are, host
     data is uploaded for a device backend; a GPU array given to a host backend is a ``TypeError`` naming the fix)."""
+    if isinstance(a, np.ndarray) and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))                # big-endian input: the kernels read native order
     try:
         return be.asarray(a)
     except TypeError as exc:
