@@ -9,8 +9,11 @@ or odd values, VR swaps, nested sequences cut short), then runs
 The contract checked for every case:
 
 * only :class:`gpukit.GpukitError` subclasses escape (anything else is an *escape*);
-* nothing hangs (*hang*: the child had to be killed) or takes more than
-  :data:`CASE_SECONDS` (*slow*);
+* nothing hangs (*hang*: the case was stopped by the watchdog after
+  :data:`HANG_SECONDS`, or its child had to be killed);
+* the time per case is measured: over :data:`CASE_SECONDS` it is reported as
+  *slow* (a figure of this benchmark; the tests assert no escape, memory or
+  hang finding, not a speed);
 * Python-visible allocations (``tracemalloc`` peak, which numpy reports to)
   stay under 10x ``max(file size, the clean source's pixel bytes)`` plus a
   fixed slack (*memory*); the child also runs under an address-space limit,
@@ -38,6 +41,8 @@ from collections import Counter
 from pathlib import Path
 
 CASE_SECONDS = 2.0
+#: the per-case watchdog: a case still running after this is stuck (a hang), whatever the machine's load
+HANG_SECONDS = 30.0
 MEMORY_FACTOR = 10
 MEMORY_SLACK = 16 << 20          # interpreter-side overhead of one scan + load (pydicom datasets, lists)
 
@@ -335,7 +340,7 @@ def _child(spec_path: str) -> None:
             bound = MEMORY_FACTOR * max(len(data), clean.get(str(src), 0)) + MEMORY_SLACK
             t0 = time.perf_counter()
             tracemalloc.start()
-            signal.setitimer(signal.ITIMER_REAL, CASE_SECONDS * 2)
+            signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")      # load may warn; scan must not (tested elsewhere)
@@ -350,7 +355,7 @@ def _child(spec_path: str) -> None:
                             res.setdefault("errors", []).append(type(exc).__name__)
                 res["outcome"] = "ok"
             except _CaseTimeout:
-                res["outcome"] = "slow"
+                res["outcome"] = "hang"
             except BaseException as exc:   # the finding: anything else escaped
                 import traceback
 
@@ -364,11 +369,11 @@ def _child(spec_path: str) -> None:
                 tracemalloc.stop()
             res["seconds"] = round(time.perf_counter() - t0, 3)
             res["peak"] = peak
-            if res["outcome"] == "ok" and res["seconds"] > CASE_SECONDS:
-                res["outcome"] = "slow"
-            if res["outcome"] == "ok" and peak > bound:
+            if res["outcome"] == "ok" and peak > bound:      # memory first: a slow case is still checked for it
                 res["outcome"] = "memory"
                 res["bound"] = bound
+            if res["outcome"] == "ok" and res["seconds"] > CASE_SECONDS:
+                res["outcome"] = "slow"
             print(json.dumps(res), file=out, flush=True)
             shutil.rmtree(d, ignore_errors=True)
     finally:
@@ -397,7 +402,7 @@ def run(cases: int, seed: int = 0, *, large: bool = False, batch: int = 200, sou
             spec.write_text(json.dumps({"sources": [str(p) for p in sources], "clean_bytes": clean, "seed": seed,
                                         "cases": chunk}))
             # a generous overall limit; a case that blocks in C code past it is a hang
-            limit = 20 + len(chunk) * CASE_SECONDS * 2
+            limit = 20 + len(chunk) * HANG_SECONDS
             try:
                 me = __spec__.name if __spec__ is not None else __name__    # benchmarks.fuzz, also under python -m
                 child = f"import sys, importlib; importlib.import_module({me!r})._child(sys.argv[1])"
