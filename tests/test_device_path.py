@@ -87,6 +87,22 @@ def test_every_operation_on_a_resident_volume_stays_there_and_equals_numpy(backe
     assert np.unique(ref["reslice window"]).size > 20 and np.unique(ref["slab"]).size > 20   # not trivial images
 
 
+def test_an_irregular_series_is_regularized_on_every_backend(backend, tmp_path):
+    """The slice-by-slice path of regularize (a series loaded with on_irregular="keep"), which _ops does not reach."""
+    from gpukit import testing
+
+    pos = [[-100.0, -120.0, 50.0 + z] for z in (0.0, 2.5, 5.0, 8.5, 11.0, 13.5)]
+    testing.write_series(tmp_path, shape=(6, 24, 20), positions=pos, seed=2)
+    vol = gpukit.load(tmp_path, on_irregular="keep")
+    ref = gpukit.regularize(vol, backend="numpy")
+    got = gpukit.regularize(vol.to(backend))
+    assert get_backend(backend).owns(got.data) and got.shape == ref.shape
+    hu = vol.hu()
+    assert np.array_equal(ref.data[0], hu[0]) and not np.array_equal(ref.data[4], hu[4])   # 10 mm lies between 8.5 and 11
+    np.testing.assert_allclose(host(got.data), ref.data, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(got.affine, ref.affine)
+
+
 def test_a_resident_volume_is_uploaded_once_and_planes_come_back_only_when_asked():
     """100 reslices through the Reslicer and 100 through plain reslice: the volume goes up once, with its rescale
     table in one more copy, at ``Volume.to``; the reslices upload nothing; the only download besides the caller's
