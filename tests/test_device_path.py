@@ -166,10 +166,13 @@ def test_the_contract_is_met_by_every_registered_backend():
             fn = getattr(k, op)
             want = [p for p in inspect.signature(getattr(Backend, op)).parameters if p not in ("self", "kwargs")]
             have = inspect.signature(fn).parameters
-            positional = [p for p in want if p not in ("window", "bricks")]
+            positional = [p for p in want if p not in ("window", "bricks", "precision")]   # capability keywords
             assert list(have)[:len(positional)] == positional, f"{name}.{op}: {list(have)} vs {positional}"
         if be.has(codes.FUSED_WINDOW):
             assert "window" in inspect.signature(k.sample_grid).parameters, name
+        if be.has(codes.FAST_PRECISION):
+            for op in ("sample_grid",) + (("sample_grid_bricked",) if be.has(codes.BRICKED_LAYOUT) else ()):
+                assert "precision" in inspect.signature(getattr(k, op)).parameters, (name, op)
 
 
 def test_other_libraries_arrays_come_in_zero_copy():

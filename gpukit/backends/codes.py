@@ -18,6 +18,11 @@ PROJECTION_MODES: tuple[str, ...] = tuple(m for m in MODES if m != "none")
 #: interpolations, and the value of the kernels' ``linear`` flag
 INTERPS: dict[str, int] = {"linear": 1, "nearest": 0}
 
+#: sampler precisions: "exact" is the float64 arithmetic of the numpy reference, bit for bit where the backend can;
+#: "fast" lets a backend with the ``FAST_PRECISION`` capability compute coordinates, weights and sums in float32
+#: (or fixed point) within the error bound its sampler states (a backend without it runs "exact")
+PRECISIONS: tuple[str, ...] = ("exact", "fast")
+
 #: VOI LUT function codes (DICOM PS3.3 C.11.2.1.2), as passed to every backend's kernels
 LINEAR = 0
 LINEAR_EXACT = 1
@@ -36,7 +41,9 @@ BRICK_SKIPPING = "brick_skipping"
 FUSED_WINDOW = "fused_window"
 #: the backend's kernels may run from several threads at once
 CONCURRENT_CALLS = "concurrent_calls"
-CAPABILITIES: tuple[str, ...] = (BRICKED_LAYOUT, BRICK_SKIPPING, FUSED_WINDOW, CONCURRENT_CALLS)
+#: ``sample_grid(..., precision="fast")`` / ``sample_grid_bricked(..., precision="fast")``: a float32 sampler
+FAST_PRECISION = "fast_precision"
+CAPABILITIES: tuple[str, ...] = (BRICKED_LAYOUT, BRICK_SKIPPING, FUSED_WINDOW, CONCURRENT_CALLS, FAST_PRECISION)
 
 
 def cuda_defines() -> list[tuple[str, str]]:
@@ -46,5 +53,5 @@ def cuda_defines() -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in pairs]
 
 
-__all__ = ["MODES", "PROJECTION_MODES", "INTERPS", "LINEAR", "LINEAR_EXACT", "SIGMOID", "FUNCTION_CODES", "EPS",
+__all__ = ["MODES", "PROJECTION_MODES", "INTERPS", "PRECISIONS", "FAST_PRECISION", "LINEAR", "LINEAR_EXACT", "SIGMOID", "FUNCTION_CODES", "EPS",
            "BRICKED_LAYOUT", "BRICK_SKIPPING", "FUSED_WINDOW", "CONCURRENT_CALLS", "CAPABILITIES", "cuda_defines"]

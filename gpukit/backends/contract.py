@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import CapabilityError
+from ..errors import CapabilityError, InvalidParameterError
 from . import codes
 
 #: the operations every backend's kernels provide (the contract)
@@ -136,15 +136,17 @@ class Backend(abc.ABC):
         return self.kernels().slice_extrema(data)
 
     def sample_grid(self, data, slopes, intercepts, A, b, grid, mode, interp, fill, out, *, window=None,
-                    bricks=None):
+                    bricks=None, precision="exact"):
         """Sample at ``(i, j, k) = A @ (c, r, s) + b`` over ``grid = (ns, nr, nc)`` and combine along ``s`` by
         ``mode`` (codes.MODES) into ``out`` (``(ns, nr, nc)`` for "none", else ``(nr, nc)``).
 
         ``window``: ``(center, width, function_code, lo, hi, invert)`` writes the windowed image (uint8 ``out``)
         in the same pass (capability ``FUSED_WINDOW``). ``bricks``: the brick extrema of
-        :meth:`brick_extrema` for max/min projections (capability ``BRICK_SKIPPING``).
+        :meth:`brick_extrema` for max/min projections (capability ``BRICK_SKIPPING``). ``precision``:
+        one of :data:`gpukit.backends.codes.PRECISIONS`; "fast" is a permission, not a demand: a backend
+        without the ``FAST_PRECISION`` capability runs "exact".
         """
-        kw = {}
+        kw = self._precision_kw(precision)
         if window is not None:
             self.require(codes.FUSED_WINDOW, "sample_grid(window=...)")
             kw["window"] = window
@@ -152,6 +154,12 @@ class Backend(abc.ABC):
             self.require(codes.BRICK_SKIPPING, "sample_grid(bricks=...)")
             kw["bricks"] = bricks
         return self.kernels().sample_grid(data, slopes, intercepts, A, b, grid, mode, interp, fill, out, **kw)
+
+    def _precision_kw(self, precision: str) -> dict:
+        """The kernels' keyword for ``precision``: passed only where the backend has a fast path and it is asked."""
+        if precision not in codes.PRECISIONS:
+            raise InvalidParameterError(f"precision must be one of {', '.join(codes.PRECISIONS)}, not {precision!r}")
+        return {"precision": precision} if precision != "exact" and codes.FAST_PRECISION in self.capabilities else {}
 
     def project_axis(self, data, slopes, intercepts, axis, lo, hi, mode, out):
         """max/min/mean of rescaled values along array ``axis`` over ``lo:hi`` into float32 ``out``."""
@@ -168,11 +176,11 @@ class Backend(abc.ABC):
         return self.kernels().to_bricks(data)
 
     def sample_grid_bricked(self, bricked, shape, slopes, intercepts, A, b, grid, interp, fill, out, *,
-                            window=None):
+                            window=None, precision="exact"):
         """Mode "none" sampling of a :meth:`to_bricks` copy (``shape`` the volume's), same values as sample_grid;
         ``window`` as in :meth:`sample_grid`."""
         self.require(codes.BRICKED_LAYOUT, "sample_grid_bricked")
-        kw = {}
+        kw = self._precision_kw(precision)
         if window is not None:
             self.require(codes.FUSED_WINDOW, "sample_grid_bricked(window=...)")
             kw["window"] = window
