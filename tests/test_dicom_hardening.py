@@ -179,3 +179,73 @@ def test_missing_path_is_gpukit_and_file_not_found(tmp_path, fn):
     e = ei.value
     assert isinstance(e, GpukitError) and isinstance(e, FileNotFoundError)
     assert e.path == str(p) and str(p) in str(e) and e.filename == str(p)
+
+
+# -- a damaged Rows/Columns in a compressed file: refused before anything is allocated --------------------------------
+def _ts_compressed(name: str) -> Path:
+    from conftest import data_path
+
+    return data_path("ts_compressed", "In", name)
+
+
+# 4: RLE Lossless, 5: JPEG Lossless (JFIF), 7: JPEG-LS Lossless, 9: JPEG 2000 Lossless, all 384x384 16-bit
+@pytest.mark.parametrize("name", ["4.dcm", "5.dcm", "7.dcm", "9.dcm"])
+@pytest.mark.parametrize("damage", [("Rows", 60000), ("Columns", 61000)])
+def test_damaged_matrix_of_a_compressed_file_fails_before_allocating(tmp_path, name, damage):
+    import tracemalloc
+
+    from gpukit.errors import DecodeError
+
+    ds = pydicom.dcmread(_ts_compressed(name))
+    setattr(ds, *damage)
+    f = tmp_path / name
+    ds.save_as(f)
+    size = f.stat().st_size
+    tracemalloc.start()
+    try:
+        with pytest.raises(DecodeError) as err:
+            gpukit.load(f)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(f) in str(err.value) and str(damage[1]) in str(err.value), err.value
+    # the fuzz rule: never more than 10x the file: 60000x384x2 bytes (46 MB) would be 170x this file
+    assert peak < 10 * size, (peak, size)
+
+
+def test_codestream_shape_parser_agrees_with_pydicom_on_every_compressed_frame():
+    """The SOF / SIZ reader used for the check against pydicom's own JPEG parser and the headers."""
+    from pydicom.encaps import generate_frames
+    from pydicom.pixels.utils import _get_jpg_parameters
+
+    from gpukit.dicom.pixels import _codestream_shape
+
+    seen = 0
+    for name in ["5.dcm", "6.dcm", "7.dcm", "8.dcm", "9.dcm"]:
+        ds = pydicom.dcmread(_ts_compressed(name))
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+        assert _codestream_shape(frame) == (ds.Rows, ds.Columns), name
+        if frame[:2] == b"\xff\xd8":
+            p = _get_jpg_parameters(frame)
+            assert (p["height"], p["width"]) == _codestream_shape(frame), name
+        seen += 1
+    assert seen == 5
+    assert _codestream_shape(b"\x00" * 64) is None and _codestream_shape(b"\xff\xd8\xff\xda\x00\x02") is None
+
+
+def test_decoder_warnings_go_to_the_volume_not_to_stderr(tmp_path, capfd):
+    """pydicom warns while decoding a big-endian frame with excess padding; the warning is in
+    ``meta["warnings"]`` with the file's path, and stderr stays clean."""
+    ds = pydicom.dcmread(_ts_compressed("3.dcm"))       # Explicit VR Big Endian: decoded by pydicom
+    ds.PixelData = ds.PixelData + b"\0" * 2048
+    f = tmp_path / "padded.dcm"
+    ds.save_as(f)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        vol = gpukit.load(f)
+    assert not rec, [str(r.message) for r in rec]
+    assert "excess padding" not in capfd.readouterr().err
+    (w,) = vol.meta["warnings"]
+    assert w["path"] == str(f) and w["count"] == 1 and "excess padding" in w["messages"][0], w
+    ref = pydicom.dcmread(_ts_compressed("3.dcm")).pixel_array     # the oracle: pydicom's own decode
+    assert vol.shape[0] == 1 and (vol.data[0] == ref).all()

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import DeviceMemoryError
-from .pixels import _stored_dtype, read_pixels
+from .pixels import _stored_dtype, check_frames, read_pixels
 
 #: bytes per chunk (two pinned buffers of this size are allocated)
 CHUNK_BYTES = 32 << 20
@@ -157,8 +157,11 @@ def stream_to_device(n_slices: int, slice_shape: Sequence[int], dtype, read: Cal
     return dev
 
 
-def read_series_to_device(frames, workers: int | None = None, device=None, chunk_slices: int | None = None):
-    """The stored values of ``frames`` (in order) as a CuPy array, decoded and uploaded chunk by chunk."""
+def read_series_to_device(frames, workers: int | None = None, device=None, chunk_slices: int | None = None, *,
+                          warnings_out: list | None = None):
+    """The stored values of ``frames`` (in order) as a CuPy array, decoded and uploaded chunk by chunk
+    (the decoders' warnings go to ``warnings_out``, as in :func:`~gpukit.dicom.pixels.read_pixels`)."""
+    check_frames(frames)          # before any device memory is allocated
     h0 = frames[0].header
     rows, cols = int(h0.get("Rows")), int(h0.get("Columns"))
     device = device or CupyDevice()
@@ -168,7 +171,7 @@ def read_series_to_device(frames, workers: int | None = None, device=None, chunk
             return gpu_decoded
 
     def read(k0, k1, buf):
-        read_pixels(frames[k0:k1], workers=workers, out=buf)
+        read_pixels(frames[k0:k1], workers=workers, out=buf, warnings_out=warnings_out)
 
     return stream_to_device(len(frames), (rows, cols), _stored_dtype(frames[0]), read, device, chunk_slices,
                             what=f"series in {frames[0].path}")

@@ -21,6 +21,7 @@ from ..errors import CorruptDicomError, InconsistentSeriesError, IrregularSpacin
 from ..volume import Volume
 from .device import read_series_to_device
 from .header import Frame
+from .warnlog import merge
 from .pixels import PLUGIN_PACKAGES, read_pixels  # noqa: F401  (PLUGIN_PACKAGES re-exported from its old home)
 from .scan import SeriesInfo
 
@@ -121,10 +122,11 @@ def build_volume(info: SeriesInfo, *, on_irregular: str = "raise", workers: int 
         be = get_backend(backend)
         standin = device is None and be.standin      # the CPU stand-in of a GPU: read on the host, then .to()
         on_gpu = device is not None or (be.location == "device" and not standin)
+    logs: list = []       # the decoders' warnings, per file: into meta["warnings"], never to stderr
     if on_gpu:
-        data = read_series_to_device(frames, workers=workers, device=device)
+        data = read_series_to_device(frames, workers=workers, device=device, warnings_out=logs)
     else:
-        data = read_pixels(frames, workers=workers)
+        data = read_pixels(frames, workers=workers, warnings_out=logs)
     h0 = frames[0].header
     slopes = np.array([f.slope for f in frames], dtype=np.float64)
     intercepts = np.array([f.intercept for f in frames], dtype=np.float64)
@@ -158,6 +160,7 @@ def build_volume(info: SeriesInfo, *, on_irregular: str = "raise", workers: int 
         "transfer_syntax": h0.transfer_syntax,
         "split_reason": info.split_reason,
         "echo_time": frames[0].echo_time,
+        "warnings": [w.to_dict() for w in merge(logs)],
     }
     meta.update(gmeta)
     vol = Volume(data, affine, meta, backend=backend if on_gpu else None)

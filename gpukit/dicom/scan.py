@@ -17,8 +17,6 @@ Grouping rules (DESIGN.md "Reading a series"):
 from __future__ import annotations
 
 import os
-import threading
-import warnings
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,9 +27,7 @@ import numpy as np
 from .. import geometry
 from ..errors import DicomFileError, GpukitError, InputNotFoundError
 from .header import MEDIA_STORAGE_DIRECTORY, FileHeader, Frame, frames_of, is_foreign_error, read_header
-
-#: How many warning messages per file the scan report keeps (all are counted).
-WARNINGS_SHOWN = 3
+from .warnlog import WARNINGS_SHOWN, FileWarnings, collecting, reading  # noqa: F401  (re-exported from their old home)
 
 #: Tolerance (in cosine units) for two orientations to count as the same.
 IOP_TOL = 1e-4
@@ -90,23 +86,6 @@ class SeriesInfo:
             "orientation": self.orientation, "spacing": self.spacing, "split_reason": self.split_reason,
             "note": self.note, "spacing_report": self.report.to_dict() if self.report else None,
         }
-
-
-@dataclass
-class FileWarnings:
-    """The warnings (pydicom's, mostly) raised while reading one file's header: counted, the first few kept."""
-
-    path: str
-    count: int = 0
-    messages: list = field(default_factory=list)   # the first WARNINGS_SHOWN, as "Category: message"
-
-    def add(self, text: str) -> None:
-        self.count += 1
-        if len(self.messages) < WARNINGS_SHOWN:
-            self.messages.append(text)
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "count": self.count, "messages": list(self.messages)}
 
 
 class ScanResult(list):
@@ -187,9 +166,6 @@ def iter_files(paths: "str | os.PathLike | Sequence") -> list[str]:
     return out
 
 
-_current = threading.local()     # the FileWarnings of the file this thread is reading
-
-
 def _read_one(path: str):
     try:
         return read_header(path)
@@ -218,28 +194,11 @@ def read_headers(files: Sequence[str], workers: int | None = None, *,
     logs: list[FileWarnings] = []
 
     def one(f):
-        _current.log = log = FileWarnings(f)
-        try:
+        with reading(f, logs):
             return _read_one(f)
-        finally:
-            _current.log = None
-            if log.count:
-                logs.append(log)     # atomic under the GIL
 
-    # pydicom's warnings (invalid UIDs, odd lengths...) go into the report per file, not to stderr;
-    # catch_warnings swaps process-wide state, so it wraps the whole walk, threads included
-    with warnings.catch_warnings():
-        other = warnings.showwarning
-
-        def collect(message, category, filename, lineno, file=None, line=None):
-            log = getattr(_current, "log", None)
-            if log is None:      # another thread's warning, not about a file being read here
-                other(message, category, filename, lineno, file, line)
-            else:
-                log.add(f"{category.__name__}: {message}")
-
-        warnings.simplefilter("always")
-        warnings.showwarning = collect
+    # pydicom's warnings (invalid UIDs, odd lengths...) go into the report per file, not to stderr
+    with collecting():
         if len(files) < 16 or workers == 1:
             results = [one(f) for f in files]
         else:
