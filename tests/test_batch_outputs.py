@@ -215,3 +215,56 @@ def test_gpu_batch_runs_one_worker_per_device(tmp_path):
     assert res.counts.get("ok") == 3
     n = cupy.cuda.runtime.getDeviceCount()
     assert {r["device"] for r in res.records} <= set(range(n)) and all(r["backend"] == "cupy" for r in res.records)
+
+
+def test_outputs_are_written_in_background_threads_in_recipe_order(tmp_path, monkeypatch):
+    """PNGs are encoded and written off the computing thread; the returned paths keep the recipe's order
+    whatever order the writes end in; a computation failing mid-series raises only after every write started
+    before it has ended, and ``written`` lists exactly the files on disk (so the runner can remove them)."""
+    import threading
+    import time as _time
+
+    from gpukit.batch import outputs, writers
+
+    stored = np.clip(np.rint(testing.phantom((24, 48, 48), seed=3) + 1024), 0, 4095).astype(np.int16)
+    testing.write_series(tmp_path / "in", data=stored, intercept=-1024.0, bits_stored=12, signed=False)
+    vol = gpukit.load(tmp_path / "in")
+    recipe = parse_recipe({"output": [
+        {"name": "first", "kind": "reslice", "plane": "axial"},
+        {"name": "second", "kind": "mip", "plane": "coronal"},
+        {"name": "third", "kind": "reslice", "plane": "sagittal"},
+    ]}, "<test>")
+    threads, real = [], writers.write_png
+
+    def slow_first(path, image, root=None):          # the first write ends last
+        threads.append(threading.current_thread().name)
+        if "first" in os.path.basename(path):
+            _time.sleep(0.3)
+        return real(path, image, root=root)
+
+    monkeypatch.setattr(writers, "write_png", slow_first)
+    written: list = []
+    paths, compute_s, write_s = outputs.produce(vol, recipe, str(tmp_path / "out"), backend="numpy",
+                                                root=str(tmp_path / "out"), written=written)
+    assert [os.path.basename(p) for p in paths] == ["first.png", "second.png", "third.png"]
+    assert os.path.basename(written[-1]) == "first.png" and sorted(written) == sorted(paths)
+    assert threads and all(t.startswith("gpukit-write") for t in threads), threads
+    assert write_s >= 0.3 and all(os.path.isfile(p) for p in paths)
+
+    calls = {"n": 0}
+    real_reslice = gpukit.reslice
+
+    def fails_second_time(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("compute failed")
+        return real_reslice(*a, **k)
+
+    monkeypatch.setattr(gpukit, "reslice", fails_second_time)
+    written = []
+    with pytest.raises(RuntimeError, match="compute failed"):
+        outputs.produce(vol, recipe, str(tmp_path / "out2"), backend="numpy", root=str(tmp_path / "out2"),
+                        written=written)
+    on_disk = sorted(str(p) for p in (tmp_path / "out2").iterdir())
+    assert sorted(os.path.basename(p) for p in written) == ["first.png", "second.png"]
+    assert sorted(written) == on_disk            # the slow first write had ended before the error came out

@@ -10,8 +10,11 @@ skipped, and the reason is returned for the manifest.
 
 from __future__ import annotations
 
+import contextvars
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -19,6 +22,54 @@ from . import writers
 from ..arrays import to_host
 from ..planes import cylinder_radius, extent_along
 from .recipe import OutputSpec, Recipe
+
+
+#: threads that encode and write a series' outputs while the next one is computed: Pillow's PNG encoder and
+#: zlib's gzip release the GIL while they compress, so encoding overlaps the (nogil) kernels
+WRITE_THREADS = 2
+
+
+class _Writes:
+    """Encoding and writing in background threads, results in submission order.
+
+    Each job runs in a copy of the caller's context (the run token of :func:`gpukit.safepath.write_token`
+    names the temporaries). ``written`` gets each path as soon as it exists, so a failed series can remove
+    them; :meth:`finish` waits for every job and raises the first error, in submission order.
+    """
+
+    def __init__(self, written: list):
+        self._pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="gpukit-write")
+        self._futures: list = []
+        self._written = written
+        self._lock = threading.Lock()
+        self.seconds = 0.0       # summed time of the jobs (they overlap the compute)
+
+    def submit(self, fn, *args, **kwargs) -> None:
+        ctx = contextvars.copy_context()     # one copy per job: a context cannot be entered by two threads
+
+        def job():
+            t = time.perf_counter()
+            try:
+                out = ctx.run(fn, *args, **kwargs)
+            finally:
+                with self._lock:
+                    self.seconds += time.perf_counter() - t
+            for p in out if isinstance(out, list) else [out]:
+                self._written.append(p)      # atomic under the GIL
+            return out
+
+        self._futures.append(self._pool.submit(job))
+
+    def finish(self, raise_errors: bool = True) -> list[str]:
+        """Wait for every job; the paths in submission order, or the first job's error."""
+        self._pool.shutdown(wait=True)
+        paths: list[str] = []
+        for f in self._futures:
+            if not raise_errors and f.exception() is not None:
+                continue
+            out = f.result()
+            paths += out if isinstance(out, list) else [out]
+        return paths
 
 
 #: a 2-D output narrower than this (in pixels, either way) is skipped for that series, with the reason
@@ -58,19 +109,22 @@ def _vol_ext(fmt: str) -> str:
     return {"nifti": ".nii.gz", "npy": ".npy", "zarr": ".zarr"}[fmt]
 
 
-def _write_volume(vol, spec: OutputSpec, out_dir: str, hu: bool, root: str | None) -> list[str]:
+def _write_volume(writes: _Writes, vol, spec: OutputSpec, out_dir: str, hu: bool, root: str | None) -> None:
     path = os.path.join(out_dir, spec.name + _vol_ext(spec.format))
     if spec.format == "nifti":
-        return [writers.write_nifti(path, vol, hu=hu, root=root)]
-    if spec.format == "zarr":
-        return [writers.write_zarr(path, vol, hu=hu, root=root)]
-    arr = vol.hu() if hu else vol.data
-    return [writers.write_npy(path, to_host(arr), root=root)]
+        writes.submit(writers.write_nifti, path, vol, hu=hu, root=root)
+    elif spec.format == "zarr":
+        writes.submit(writers.write_zarr, path, vol, hu=hu, root=root)
+    else:
+        arr = vol.hu() if hu else vol.data
+        writes.submit(writers.write_npy, path, to_host(arr), root=root)
 
 
-def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend, root: str | None,
-              suffix: str = "", square_for: str | None = None, default_window=None, projection: bool = False) -> str:
-    """Write a 2-D HU image: NPY as it is, PNG windowed (:func:`gpukit.render.display`).
+def _write_2d(writes: _Writes, image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend,
+              root: str | None, suffix: str = "", square_for: str | None = None, default_window=None,
+              projection: bool = False) -> None:
+    """Write a 2-D HU image: NPY as it is, PNG windowed (:func:`gpukit.render.display`), here; the encoding and
+    the write in ``writes``' threads.
 
     ``square_for``: the named projection whose pixels are stretched square for the PNG.
     """
@@ -78,12 +132,14 @@ def _write_2d(image_hu: np.ndarray, spec: OutputSpec, out_dir: str, vol, backend
 
     base = os.path.join(out_dir, spec.name + suffix)
     if spec.format == "npy":
-        return writers.write_npy(base + ".npy", to_host(image_hu).astype(np.float32, copy=False), root=root)
+        writes.submit(writers.write_npy, base + ".npy", to_host(image_hu).astype(np.float32, copy=False),
+                      root=root)
+        return
     win = _window_for(spec, vol, default_window)
     img = display(image_hu, win, vol, backend=backend, projection=projection)
     if square_for is not None:
         img = to_square_pixels(img, vol, square_for)
-    return writers.write_png(base + ".png", img, root=root)
+    writes.submit(writers.write_png, base + ".png", img, root=root)
 
 
 def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
@@ -91,77 +147,75 @@ def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
             skipped: list | None = None) -> tuple[list[str], float, float]:
     """Compute and write every output; returns (paths, compute seconds, write seconds).
 
+    Outputs are computed here, one after the other, while the previous ones are encoded and written in
+    :data:`WRITE_THREADS` background threads; "write" is the time those threads spent (it overlaps "compute").
     ``root``: the output root; every path written is checked to stay inside it.
     ``written``: a list that gets each path as soon as it is written (so a caller can remove them again when a
-    later output fails). ``skipped``: a list that gets ``{"name", "kind", "reason"}`` for each output that makes
-    no sense for this series (see :func:`why_skip`).
+    later output fails); every write has ended when this returns or raises. ``skipped``: a list that gets
+    ``{"name", "kind", "reason"}`` for each output that makes no sense for this series (see :func:`why_skip`).
     """
-    import gpukit
-    from ..render import plane_for
     from ..safepath import confine
 
     if root is not None:
         out_dir = confine(root, out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    paths: list[str] = [] if written is None else written
-    start = len(paths)
-    compute = write = 0.0
-    for spec in recipe.outputs:
-        p = spec.params
-        reason = why_skip(vol, spec)
-        if reason is not None:
-            if skipped is not None:
-                skipped.append({"name": spec.name, "kind": spec.kind, "reason": reason})
-            continue
-        t0 = time.perf_counter()
-        if spec.kind == "volume":
-            t1 = time.perf_counter()
-            paths += _write_volume(vol, spec, out_dir, hu=p["hu"], root=root)
-        elif spec.kind == "resample":
-            res = gpukit.regularize(vol, p["spacing_mm"], interp=p["interp"], backend=backend)
-            t1 = time.perf_counter()
-            paths += _write_volume(res, spec, out_dir, hu=False, root=root)
-        elif spec.kind == "reslice":
-            plane = plane_for(vol, p["plane"]).moved(p["offset_mm"])
-            img = gpukit.reslice(vol, plane, interp=p["interp"], backend=backend)
-            t1 = time.perf_counter()
-            paths.append(_write_2d(img, spec, out_dir, vol, backend, root))
-        elif spec.kind == "mip":
-            img = gpukit.project(vol, p["plane"], mode=p["mode"], backend=backend)
-            t1 = time.perf_counter()
-            paths.append(_write_2d(img, spec, out_dir, vol, backend, root, square_for=p["plane"],
-                                   default_window="auto", projection=True))
-        elif spec.kind == "slab_mips":
-            t1 = t0
-            base = plane_for(vol, p["plane"])
-            lo, hi = extent_along(vol, base.center, base.normal)
-            th = float(p["thickness_mm"])
-            offsets = np.arange(lo + th / 2, hi - th / 2 + 1e-6, float(p["step_mm"]))
-            if offsets.size == 0:         # thinner than one slab: one slab through the centre
-                offsets = np.array([(lo + hi) / 2])
-            for n, off in enumerate(offsets):
-                tc = time.perf_counter()
-                img = gpukit.project(vol, base.moved(float(off)), mode=p["mode"], thickness_mm=th, backend=backend)
-                compute += time.perf_counter() - tc
-                tw = time.perf_counter()
-                paths.append(_write_2d(img, spec, out_dir, vol, backend, root, suffix=f"_{n:03d}",
-                                       default_window="auto", projection=True))
-                write += time.perf_counter() - tw
-            continue
-        elif spec.kind == "rotating_mip":
-            # frames of p["size"] pixels across the volume's bounding cylinder about the axis
-            radius = cylinder_radius(vol, np.eye(3)["xyz".index(p["axis"])])
-            spacing = max(2 * radius / max(p["size"] - 1, 1), float(min(vol.spacing)))
-            frames = gpukit.rotating_mip(vol, p["frames"], axis=p["axis"], mode=p["mode"], spacing=spacing,
-                                         backend=backend)
-            from ..render import display
+    writes = _Writes([] if written is None else written)
+    t0 = time.perf_counter()
+    try:
+        for spec in recipe.outputs:
+            reason = why_skip(vol, spec)
+            if reason is not None:
+                if skipped is not None:
+                    skipped.append({"name": spec.name, "kind": spec.kind, "reason": reason})
+                continue
+            _produce_one(writes, vol, spec, out_dir, backend, root)
+    except BaseException:
+        writes.finish(raise_errors=False)    # every write has ended (and is in ``written``) before the error
+        raise
+    compute = time.perf_counter() - t0
+    paths = writes.finish()
+    return paths, compute, writes.seconds
 
-            frames8 = display(frames, _window_for(spec, vol, "auto"), vol, backend=backend, projection=True)
-            t1 = time.perf_counter()
-            paths.append(writers.write_gif(os.path.join(out_dir, spec.name + ".gif"), frames8, fps=p["fps"],
-                                           root=root))
-        else:  # pragma: no cover - recipes are validated
-            raise ValueError(f"unknown output kind {spec.kind}")
-        compute += t1 - t0
-        write += time.perf_counter() - t1
-    return list(paths[start:]), compute, write
+
+def _produce_one(writes: _Writes, vol, spec: OutputSpec, out_dir: str, backend, root) -> None:
+    import gpukit
+    from ..render import plane_for
+
+    p = spec.params
+    if spec.kind == "volume":
+        _write_volume(writes, vol, spec, out_dir, hu=p["hu"], root=root)
+    elif spec.kind == "resample":
+        res = gpukit.regularize(vol, p["spacing_mm"], interp=p["interp"], backend=backend)
+        _write_volume(writes, res, spec, out_dir, hu=False, root=root)
+    elif spec.kind == "reslice":
+        plane = plane_for(vol, p["plane"]).moved(p["offset_mm"])
+        img = gpukit.reslice(vol, plane, interp=p["interp"], backend=backend)
+        _write_2d(writes, img, spec, out_dir, vol, backend, root)
+    elif spec.kind == "mip":
+        img = gpukit.project(vol, p["plane"], mode=p["mode"], backend=backend)
+        _write_2d(writes, img, spec, out_dir, vol, backend, root, square_for=p["plane"], default_window="auto",
+                  projection=True)
+    elif spec.kind == "slab_mips":
+        base = plane_for(vol, p["plane"])
+        lo, hi = extent_along(vol, base.center, base.normal)
+        th = float(p["thickness_mm"])
+        offsets = np.arange(lo + th / 2, hi - th / 2 + 1e-6, float(p["step_mm"]))
+        if offsets.size == 0:         # thinner than one slab: one slab through the centre
+            offsets = np.array([(lo + hi) / 2])
+        for n, off in enumerate(offsets):
+            img = gpukit.project(vol, base.moved(float(off)), mode=p["mode"], thickness_mm=th, backend=backend)
+            _write_2d(writes, img, spec, out_dir, vol, backend, root, suffix=f"_{n:03d}", default_window="auto",
+                      projection=True)
+    elif spec.kind == "rotating_mip":
+        from ..render import display
+
+        # frames of p["size"] pixels across the volume's bounding cylinder about the axis
+        radius = cylinder_radius(vol, np.eye(3)["xyz".index(p["axis"])])
+        spacing = max(2 * radius / max(p["size"] - 1, 1), float(min(vol.spacing)))
+        frames = gpukit.rotating_mip(vol, p["frames"], axis=p["axis"], mode=p["mode"], spacing=spacing,
+                                     backend=backend)
+        frames8 = display(frames, _window_for(spec, vol, "auto"), vol, backend=backend, projection=True)
+        writes.submit(writers.write_gif, os.path.join(out_dir, spec.name + ".gif"), frames8, fps=p["fps"],
+                      root=root)
+    else:  # pragma: no cover - recipes are validated
+        raise ValueError(f"unknown output kind {spec.kind}")

@@ -21,6 +21,11 @@ from ..safepath import FILE_MODE, atomic_path, write_bytes_atomic  # noqa: F401 
 from .manifest import output_error
 
 
+#: zlib level of PNG outputs: 1 encodes a 512x512 CT image 3.4x faster than Pillow's default 6 (6.5 against
+#: 22.2 ms here) for a file 16% larger; PNG stays lossless at every level
+PNG_COMPRESS_LEVEL = 1
+
+
 def _names_output(fn):
     """An ``OSError`` of a full/read-only disk while writing becomes an ``OutputWriteError`` naming the output."""
 
@@ -51,7 +56,7 @@ def write_png(path, image: np.ndarray, root=None) -> str:
     if img.ndim != 2 or img.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"write_png wants a 2-D uint8/uint16 image, got {img.shape} {img.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=False)
+    Image.fromarray(img).save(buf, format="PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
     return write_bytes(path, buf.getvalue(), root)
 
 
