@@ -7,12 +7,12 @@
 // (contraction off, like NVRTC's --fmad=false, so the float64 expressions round as in numpy).
 //
 // What CUDA provides and the kernels use, restated for one host thread:
-// * __global__ / __device__ / __forceinline__ qualifiers;
+// * __global__ / __device__ / __forceinline__ / __noinline__ qualifiers;
 // * blockIdx, threadIdx, blockDim, gridDim: thread_local, set by the launcher's loop over the grid and
 //   the block (the kernels use no shared memory and no __syncthreads, so running the threads of a block
 //   one after another is a valid schedule);
-// * the math built-ins floor, ceil, exp (GCC's built-ins; exp is the C library's) and
-//   __longlong_as_double.
+// * the math built-ins floor, ceil, exp and their float versions floorf, ceilf, expf, fabsf, fmaf (GCC's
+//   built-ins; exp / expf are the C library's), __longlong_as_double, __int_as_float and __ldg (a plain load).
 #ifndef GPUKIT_HOST_SHIM_H
 #define GPUKIT_HOST_SHIM_H
 
@@ -34,15 +34,36 @@ static thread_local dim3 gridDim;
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 
 static inline double floor(double x) { return __builtin_floor(x); }
 static inline double ceil(double x) { return __builtin_ceil(x); }
 static inline double exp(double x) { return __builtin_exp(x); }  // the C library's exp
 
+// float32 built-ins of the fast sampler (sample_fast.cu): IEEE single precision as on the device (SSE, no x87);
+// fmaf is a single rounding on both sides (the C library's fmaf where the CPU has no FMA instruction)
+static inline float floorf(float x) { return __builtin_floorf(x); }
+static inline float ceilf(float x) { return __builtin_ceilf(x); }
+static inline float expf(float x) { return __builtin_expf(x); }  // the C library's expf
+static inline float fabsf(float x) { return __builtin_fabsf(x); }
+static inline float fmaf(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+
 static inline double __longlong_as_double(long long v) {
     double d;
     __builtin_memcpy(&d, &v, sizeof d);
     return d;
+}
+
+static inline float __int_as_float(int v) {
+    float f;
+    __builtin_memcpy(&f, &v, sizeof f);
+    return f;
+}
+
+// read-only data cache load: a plain load on the host
+template <typename T>
+static inline T __ldg(const T* p) {
+    return *p;
 }
 
 // the launcher loop: every block of the grid, every thread of the block, one after another

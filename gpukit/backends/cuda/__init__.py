@@ -17,7 +17,8 @@ class CudaCppBackend(Backend):
     """A backend running the CUDA C++ kernels through :class:`.kernels.CudaKernels`."""
 
     location = "device"
-    static_capabilities = frozenset({codes.FUSED_WINDOW, codes.CONCURRENT_CALLS})
+    #: FAST_PRECISION: ``sample_grid(..., precision="fast")`` runs the float32 sampler (kernels/sample_fast.cu)
+    static_capabilities = frozenset({codes.FUSED_WINDOW, codes.CONCURRENT_CALLS, codes.FAST_PRECISION})
 
     def prepare_rescale(self, slopes, intercepts) -> None:
         """Upload a volume's per-slice rescale table now (once; operations then find it on the device)."""

@@ -20,6 +20,9 @@ Every spec gpukit may build is listed by :func:`all_specs` (the tests compile
 each of them to PTX for every supported architecture). Compilation always
 uses ``--fmad=false``: NVVM would otherwise contract ``a * b + c`` into a
 fused multiply-add and change last bits (see :mod:`gpukit.backends._math`).
+The float32 sampler (``sample_fast.cu``, :func:`sample_fast_spec`) calls
+``fmaf`` explicitly where it wants a fused multiply-add, so it too gives the
+same bits on the device and through the host shim.
 
 :func:`compile_ptx` runs NVRTC directly through ``cupy_backends`` (CuPy's own
 compile helpers ask for a device); it needs ``libnvrtc``, which the
@@ -88,6 +91,8 @@ ENTRIES: dict[str, tuple[str, ...]] = {
     "project.cu": ("gk_project_k", "gk_project_ji"),
     "sample.cu": ("gk_sample_none_linear", "gk_sample_none_nearest", "gk_sample_combine_linear",
                   "gk_sample_combine_nearest"),
+    "sample_fast.cu": ("gk_sample_none_linear_fast", "gk_sample_none_nearest_fast", "gk_sample_combine_linear_fast",
+                       "gk_sample_combine_nearest_fast"),
 }
 
 _INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"[ \t]*$', re.M)
@@ -221,6 +226,12 @@ def sample_spec(in_dtype, out_dtype, fused_window: bool, index64: bool) -> Spec:
                                     ("FUSED_WINDOW", "1" if fused_window else "0")] + _common_defines(index64)))
 
 
+def sample_fast_spec(in_dtype, out_dtype, fused_window: bool, index64: bool) -> Spec:
+    """The float32 sampler (precision "fast", ``sample_fast.cu``): the same macros as :func:`sample_spec`."""
+    exact = sample_spec(in_dtype, out_dtype, fused_window, index64)
+    return Spec("sample_fast.cu", exact.defines)
+
+
 def all_specs() -> list[Spec]:
     """Every module the backend can build: each source, each element-type combination, both index widths."""
     out: list[Spec] = []
@@ -231,6 +242,8 @@ def all_specs() -> list[Spec]:
             out.append(project_spec(i, index64))
             out += [sample_spec(i, o, False, index64) for o in SAMPLE_OUT]
             out.append(sample_spec(i, SAMPLE_WINDOW_OUT, True, index64))
+            out += [sample_fast_spec(i, o, False, index64) for o in SAMPLE_OUT]
+            out.append(sample_fast_spec(i, SAMPLE_WINDOW_OUT, True, index64))
         out += [extrema_spec(i, index64) for i in EXTREMA_DTYPES]
     return out
 
@@ -320,6 +333,7 @@ def compile_spec_ptx(spec: Spec, arch: str = "compute_90") -> str:
 
 
 __all__ = ["kernel_dir", "read_kernel", "assemble", "Spec", "all_specs", "window_spec", "rescale_spec",
-           "extrema_spec", "project_spec", "sample_spec", "compile_ptx", "compile_spec_ptx", "KernelCompileError",
+           "extrema_spec", "project_spec", "sample_spec", "sample_fast_spec", "compile_ptx", "compile_spec_ptx",
+           "KernelCompileError",
            "KernelSourceError", "C_TYPES", "VALUE_DTYPES", "EXTREMA_DTYPES", "WINDOW_OUT", "RESCALE_OUT",
            "SAMPLE_OUT", "SAMPLE_WINDOW_OUT", "NVRTC_OPTIONS", "ARCHITECTURES", "INDEX32_MAX", "ENTRIES"]
