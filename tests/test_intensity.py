@@ -20,6 +20,7 @@ Oracles and tolerances:
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from gpukit.backends import set_backend
 from gpukit.backends.numba import intensity as nb_intensity
 from gpukit.backends.numpy import intensity as np_intensity
 from gpukit.backends import get_backend
+from gpukit.backends.codes import FUNCTION_CODES
 
 numba_backend = get_backend("numba")
 numpy_backend = get_backend("numpy")
@@ -289,24 +291,111 @@ def test_numba_rescale_equals_numpy(seed, dtype, integral):
 
 
 def test_numba_fast_path_is_used_and_refused_when_it_cannot_be_exact(monkeypatch):
-    """The float32 multiply-add is taken for a typical CT window, and refused where exact ties need float64."""
+    """The float32 multiply-add is taken for a typical CT window (one pass, no tables), and refused where exact
+    ties need float64 (then the tables)."""
     seen = []
-    real = nb_intensity._window_lookup
+    real_lookup, real_fast = nb_intensity._window_lookup, nb_intensity._window_fast
 
-    def spy(*args):
-        seen.append(args[4].copy())  # the per-rescale "fast" flags
-        return real(*args)
+    def spy_lookup(*args):
+        seen.append(("lookup", args[4].tolist()))  # the per-rescale "fast" flags
+        return real_lookup(*args)
 
-    monkeypatch.setattr(nb_intensity, "_window_lookup", spy)
+    def spy_fast(*args):
+        seen.append(("fast", None))
+        return real_fast(*args)
+
+    monkeypatch.setattr(nb_intensity, "_window_lookup", spy_lookup)
+    monkeypatch.setattr(nb_intensity, "_window_fast", spy_fast)
     nb_intensity.STRATEGY = "fast"
     data = np.arange(-2048, 2048, dtype=np.int16).reshape(2, 32, 64)
     vol = make_volume(data, 1.0, -1024.0)
     for center, width, fn in ((40.0, 400.0, "LINEAR"), (40.0, 510.0, "LINEAR_EXACT")):
         a = window(vol, center, width, function=fn, backend="numba")
         assert np.array_equal(a, window(vol, center, width, function=fn, backend="numpy"))
-    assert seen[0].tolist() == [True]
+    assert seen[0] == ("fast", None)
     # LINEAR_EXACT W 510: y = (hu - 40) / 2 + 127.5 hits exact .5 ties float32 cannot reproduce
-    assert seen[1].tolist() == [False]
+    assert seen[1] == ("lookup", [False])
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "uint8", "int8"])
+@pytest.mark.parametrize("rescale", ["ct", "negative", "fraction", "per_slice", "zero"])
+def test_numba_window_exact_on_every_stored_value(dtype, rescale):
+    """Every stored value of the dtype (the fast path is checked on a window's worth of values and the two ends:
+    this proves it on all of them), LINEAR / LINEAR_EXACT / SIGMOID, inverted or not, several output ranges."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(abs(hash((dtype, rescale))) % 2 ** 32)
+    dom = np.arange(info.min, int(info.max) + 1).astype(dtype)
+    nz = 3
+    data = np.ascontiguousarray(np.broadcast_to(dom, (nz, 1, dom.size)))
+    s, b = {"ct": (np.ones(nz), np.full(nz, -1024.0)), "negative": (np.full(nz, -1.5), np.full(nz, 300.0)),
+            "fraction": (np.full(nz, 0.37), np.full(nz, -20.5)), "zero": (np.zeros(nz), np.full(nz, 40.0)),
+            "per_slice": (rng.uniform(-3, 3, nz), rng.uniform(-2000, 2000, nz))}[rescale]
+    out = {}
+    for trial in range(6):
+        c = float(rng.uniform(-1500, 1500)) if trial else 40.0
+        w = float(rng.choice([1.0, 2.0, 255.0, 256.0, 510.0, float(rng.uniform(1, 4000))]))
+        for fn, inv, (lo, hi) in itertools.product(FUNCTIONS, (False, True), ((0, 255), (0, 4095), (10, 200))):
+            dt = np.uint8 if hi <= 255 else np.uint16
+            want = np_intensity.window_kernel(data, s, b, c, w, FUNCTION_CODES[fn], lo, hi, inv, np.empty(data.shape, dt))
+            buf = out.setdefault(dt, np.empty(data.shape, dt))                # one output reused
+            got = nb_intensity.window_kernel(data, s, b, c, w, FUNCTION_CODES[fn], lo, hi, inv, buf)
+            d = np.abs(got.astype(np.int64) - want.astype(np.int64)).max()
+            assert d <= (1 if fn == "SIGMOID" else 0), (fn, inv, lo, hi, c, w)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_numba_window_with_reused_out_matches_pydicom(photometric, function):
+    """gpukit.window(volume, out=buf) on the numba backend, the same buffer reused, against pydicom's
+    apply_modality_lut + apply_windowing (uniform rescale), MONOCHROME1 mirrored; and equal to numpy's."""
+    rng = np.random.default_rng(11)
+    stored = rng.integers(-1024, 3072, (4, 16, 48)).astype(np.int16)
+    stored[0, 0, :8] = [-32768, 32767, -1024, 0, 1, 2, 3, 4]
+    buf = np.empty(stored.shape, np.uint8)
+    for slope, intercept, center, width in ((1.0, -1024.0, 40.0, 400.0), (0.5, 24.0, -600.0, 1500.0),
+                                           (2.0, -1000.5, 300.0, 2.0)):
+        vol = make_volume(stored, slope, intercept, photometric_interpretation=photometric)
+        got = window(vol, center, width, function=function, backend="numba", out=buf)
+        assert got is buf
+        assert np.array_equal(got, window(vol, center, width, function=function, backend="numpy")) or \
+            function == "SIGMOID"
+        ds = dicom_dataset(center=center, width=width, function=function, slope=slope, intercept=intercept)
+        plain = window(vol, center, width, function=function, backend="numba", invert=False)
+        for k in range(stored.shape[0]):
+            assert_matches_oracle_u8(plain[k], pydicom_window_255(stored[k], ds))
+        if photometric == "MONOCHROME1":
+            assert np.array_equal(got.astype(np.int64), 255 - plain.astype(np.int64))
+        else:
+            assert np.array_equal(got, plain)
+
+
+def test_numba_window_per_slice_rescale_with_reused_out():
+    """Per-slice (and decreasing) rescales: numba equals numpy, through the fast path and the tables."""
+    rng = np.random.default_rng(5)
+    stored = rng.integers(0, 4096, (6, 20, 70)).astype(np.uint16)
+    slopes = np.array([1.0, 1.0, 0.5, -1.0, 2.0, 0.001])
+    intercepts = np.array([-1024.0, -1000.0, 0.0, 3071.0, -2048.0, 7.0])
+    vol = make_volume(stored, slopes, intercepts)
+    buf = np.empty(stored.shape, np.uint8)
+    for center, width, fn in ((40.0, 400.0, "LINEAR"), (40.0, 510.0, "LINEAR_EXACT"), (0.0, 1.0, "LINEAR_EXACT")):
+        for inv in (False, True):
+            got = window(vol, center, width, function=fn, invert=inv, backend="numba", out=buf)
+            assert np.array_equal(got, window(vol, center, width, function=fn, invert=inv, backend="numpy"))
+
+
+def test_numba_rescale_matches_pydicom_with_reused_out():
+    rng = np.random.default_rng(2)
+    stored = rng.integers(-2000, 4000, (3, 8, 33)).astype(np.int16)
+    for slope, intercept in ((1.0, -1024.0), (-1.0, 0.0), (0.5, 3.25)):
+        ds = dicom_dataset(center=0, width=1, slope=slope, intercept=intercept)
+        got = rescale(make_volume(stored, slope, intercept), backend="numba")
+        for k in range(3):
+            oracle = apply_modality_lut(stored[k], ds)
+            assert np.array_equal(got[k], oracle.astype(got.dtype))
+        out = np.full(stored.shape, 9, got.dtype)
+        assert numba_backend.rescale_kernel(stored, np.full(3, slope), np.full(3, intercept), got.dtype, out=out) is out
+        assert np.array_equal(out, got)
 
 
 def test_numba_minmax_equals_numpy():
@@ -565,7 +654,12 @@ def test_bench_intensity_smallest_size_runs():
     assert {"gpukit numba", "gpukit numpy", "seed tutorial (float64 multi-pass)",
             "best-effort numpy (float32 in-place)", "memory floor (bytes / copy bandwidth)"} <= impls
     for r in rows:
-        assert r["op"] == "window_fused" and r["median_s"] > 0 and r["p10_s"] <= r["p90_s"]
-        assert r["bytes"] == 2 * 512 * 512 * 3
-        if r["impl"].startswith("gpukit"):
-            assert r["max_abs_diff"] == 0
+        assert r["median_s"] > 0 and r["p10_s"] <= r["p90_s"] and r["ratio_to_floor"] > 0
+        if r["op"] == "window_fused":
+            assert r["bytes"] == 2 * 512 * 512 * 3
+            if r["impl"].startswith("gpukit"):
+                assert r["max_abs_diff"] == 0
+        else:
+            assert r["op"] in ("axis0_mip", "axis1_mip", "axis2_mip") and r["bytes"] == 2 * 512 * 512 * 2
+    assert {r["op"] for r in rows} == {"window_fused", "axis0_mip", "axis1_mip", "axis2_mip"}
+    assert "window" in bench_intensity.FIRST_CALL_OPS and callable(bench_intensity.first_call_rows)

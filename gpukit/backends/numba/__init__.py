@@ -29,9 +29,9 @@ class NumbaBackend(HostBackend):
 
     def kernels(self):
         if self._kernels is None:
-            from . import intensity, sampler
+            from . import axis, intensity, sampler
 
-            self._kernels = ModuleKernels(sampler, intensity)
+            self._kernels = ModuleKernels(axis, sampler, intensity)
         return self._kernels
 
     @property

@@ -38,7 +38,7 @@ from .._jit import njit, prange
 
 from .._math import rescale_value, window_value
 from ..codes import SIGMOID
-from ..numpy.intensity import slice_groups, use_tables, voi_params
+from ..numpy.intensity import slice_groups, use_tables, voi_params, window_values
 
 #: "auto", "direct", "table" (look-ups only) or "fast" (tables and the checked fast path, whatever the size).
 STRATEGY = "auto"
@@ -151,6 +151,69 @@ def _window_lookup(data, keys, group, tables, fast, fa, fb, lo32, hi32, lohi, in
                 dst[i] = tab[key[i]]
 
 
+@njit(**_PJ)
+def _window_fast(data, group, fa, fb, lo32, hi32, lohi, invert, out):
+    """Every slice on the checked fast path (no tables): one float32 multiply-add per voxel, a slice per item."""
+    nz, ny, nx = data.shape
+    for k in prange(nz):
+        g = group[k]
+        _fast_row(data[k].reshape(ny * nx), fa[g], fb[g], lo32, hi32, lohi, invert, out[k].reshape(ny * nx))
+
+
+#: at most this many (rescale, stored value) pairs are checked on the host for the fast path (else the tables)
+FAST_CHECK_ENTRIES = 1 << 22
+
+
+def _fast_exact(dtype, gs, gb, params, fcode, fa, fb, lo, hi, lo32, hi32, lohi, invert):
+    """Per rescale: whether the fast path equals the exact window (numpy reference maths) on every stored value of
+    ``dtype``, or None when the check would exceed :data:`FAST_CHECK_ENTRIES` (then the tables check it).
+
+    Both are monotone functions of the stored value ``x`` (float32 ``x * a + b``, a clamp and a truncation; the
+    float64 rescale, the window, the rounding, the clamp), so they are compared only on the stored values whose
+    rescaled value lies within two values of the window's linear part, plus the two ends of the stored range:
+    when both are equal at an end and at the nearest compared value, each is constant in between.
+    """
+    info = np.iinfo(dtype)
+    dmin, dmax = int(info.min), int(info.max)
+    _, _, lower, upper = params
+    xs = []
+    for s, b in zip(gs, gb):
+        r0, r1 = dmin, dmax
+        if s != 0.0:
+            with np.errstate(all="ignore"):
+                e = sorted(((lower - b) / s, (upper - b) / s))
+            if np.isfinite(e[0]) and np.isfinite(e[1]):
+                r0 = int(min(max(np.floor(e[0]) - 2, dmin), dmax))
+                r1 = int(min(max(np.ceil(e[1]) + 2, dmin), dmax))
+        else:
+            r1 = dmin
+        xs.append((r0, r1))
+    width = max(r1 - r0 for r0, r1 in xs) + 3
+    if width * len(gs) > FAST_CHECK_ENTRIES:
+        return None
+    x = np.empty((len(gs), width), np.int64)
+    for g, (r0, r1) in enumerate(xs):
+        row = x[g]
+        row[0] = dmin
+        row[1] = dmax
+        row[2:2 + r1 - r0 + 1] = np.arange(r0, r1 + 1)
+        row[2 + r1 - r0 + 1:] = r1
+    h = x.astype(np.float64) * gs[:, None] + gb[:, None]
+    exact = window_values(h, fcode, params, lo, hi, True, invert, may_be_nan=False)
+    t = x.astype(np.float32) * fa[:, None] + fb[:, None]
+    np.clip(t, lo32, hi32, out=t)
+    fast = t.astype(np.int32)
+    if invert:
+        fast = lohi - fast
+    same = np.all(exact == fast, axis=1)
+    # the ends: equal at dmin and at the first compared value (r0), and at r1 and dmax
+    for g, (r0, r1) in enumerate(xs):
+        e = exact[g]
+        if not (e[0] == e[2] and e[1] == e[2 + r1 - r0]):
+            same[g] = False
+    return same
+
+
 _DOMAINS: dict = {}
 
 
@@ -197,6 +260,20 @@ def window_kernel(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, 
     intercepts = np.ascontiguousarray(intercepts, dtype=np.float64)
     gs, gb, group = slice_groups(slopes, intercepts)
     strategy = STRATEGY
+    fast_ok = None
+    lo32, hi32 = np.float32(max(lo, 0.0)), np.float32(hi)
+    lohi = np.int32(lo + hi) if rounded and abs(lo + hi) < 2 ** 31 else np.int32(0)
+    fa = np.zeros(len(gs), np.float32)
+    fb = np.zeros(len(gs), np.float32)
+    if (strategy in ("auto", "fast") and rounded and function_code != SIGMOID and lo >= 0.0 and hi <= 65535.0
+            and data.dtype.kind in "iu" and data.dtype.itemsize <= 2):
+        fa, fb, finite = _fast_params(gs, gb, params, lo, hi)
+        fast_ok = _fast_exact(data.dtype, gs, gb, params, function_code, fa, fb, lo, hi, lo32, hi32, lohi, invert)
+        if fast_ok is not None:
+            fast_ok &= finite
+            if fast_ok.all() and data.flags.c_contiguous and out.flags.c_contiguous:   # the usual case: one pass
+                _window_fast(data, group.astype(np.intp), fa, fb, lo32, hi32, lohi, invert, out)
+                return out
     tabled = use_tables(data, len(gs), {"direct": "direct", "table": "table", "fast": "table"}.get(strategy, "auto"),
                         entries_per_voxel=0.25)
     if not tabled:
@@ -206,12 +283,10 @@ def window_kernel(data: np.ndarray, slopes: np.ndarray, intercepts: np.ndarray, 
     n = domain.shape[0]
     tables = np.empty((len(gs), n), dtype=out.dtype)
     _window_tables(domain, gs, gb, function_code, cc, ww, lower, upper, lo, hi, rounded, invert, tables)
-    lo32, hi32 = np.float32(max(lo, 0.0)), np.float32(hi)
-    lohi = np.int32(lo + hi) if rounded and abs(lo + hi) < 2 ** 31 else np.int32(0)
-    fa = np.zeros(len(gs), np.float32)
-    fb = np.zeros(len(gs), np.float32)
     fast = np.zeros(len(gs), np.bool_)
-    if (strategy != "table" and rounded and function_code != SIGMOID and lo >= 0.0 and hi <= 65535.0):
+    if fast_ok is not None:
+        fast = fast_ok
+    elif (strategy != "table" and rounded and function_code != SIGMOID and lo >= 0.0 and hi <= 65535.0):
         fa, fb, finite = _fast_params(gs, gb, params, lo, hi)
         ok = np.empty((len(gs), (n + _TABLE_CHUNK - 1) // _TABLE_CHUNK), np.bool_)
         _fast_check(domain, tables, fa, fb, lo32, hi32, lohi, invert, ok)
