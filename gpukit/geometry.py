@@ -25,8 +25,46 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import InvalidParameterError, ParameterTypeError
+
 #: LPS <-> RAS: negate x and y. Its own inverse.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def check_affine(affine, name: str = "affine", invertible: bool = True) -> np.ndarray:
+    """``affine`` as a 4x4 float64 index->LPS matrix, or an :class:`InvalidParameterError` that says what is wrong:
+    not numbers (a :class:`ParameterTypeError`), complex, not 4x4, NaN or infinity, a last row other than
+    ``(0, 0, 0, 1)``, or (with ``invertible``) singular: its three index columns do not span space, also judged on
+    the unit columns so huge or tiny voxel sizes neither overflow nor pass as regular. An output grid need not be
+    invertible (a one-slice grid may have any step along ``s``)."""
+    if isinstance(affine, (str, bytes)) or affine is None:
+        raise ParameterTypeError(f"{name} must be a 4x4 array of numbers, got {affine!r}")
+    try:
+        if np.iscomplexobj(affine):
+            raise InvalidParameterError(f"{name} must hold real numbers, got complex values")
+        aff = np.asarray(affine, dtype=np.float64)       # no copy: Volume.to shares its geometry
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidParameterError):
+            raise
+        raise ParameterTypeError(f"{name} must be a 4x4 array of numbers ({exc})") from None
+    if aff.shape == (4, 4) and not np.all(np.isfinite(aff)):
+        raise InvalidParameterError(f"{name} holds NaN or infinity: {aff[~np.isfinite(aff)][:3].tolist()}")
+    if aff.shape != (4, 4):
+        raise InvalidParameterError(f"{name} must be 4x4, got {aff.shape}")
+    if not np.array_equal(aff[3], [0.0, 0.0, 0.0, 1.0]):
+        raise InvalidParameterError(f"the last row of {name} must be (0, 0, 0, 1) (an affine, not a projective "
+                                    f"map), got {aff[3].tolist()}")
+    if not invertible:
+        return aff
+    m = aff[:3, :3]
+    scaled = m / max(float(np.max(np.abs(m))), 1e-300)         # column lengths without overflow (1e200 mm voxels)
+    norms = np.linalg.norm(scaled, axis=0)
+    with np.errstate(over="ignore", under="ignore"):
+        det = abs(float(np.linalg.det(m)))
+        unit_det = abs(float(np.linalg.det(scaled / norms))) if np.all(norms > 0) else 0.0
+    if det < 1e-12 or unit_det < 1e-12:
+        raise InvalidParameterError(f"{name} is singular: its three index columns do not span space")
+    return aff
 
 
 def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -46,7 +84,13 @@ def from_matvec(matrix: np.ndarray, vector: Sequence[float] = (0.0, 0.0, 0.0)) -
 
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     """Length of each of the three index-axis columns, in index order ``(i, j, k)``."""
-    return np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
+    m = np.asarray(affine, dtype=np.float64)[:3, :3]
+    with np.errstate(over="ignore"):
+        sizes = np.sqrt((m ** 2).sum(axis=0))
+    if not np.all(np.isfinite(sizes)) and np.all(np.isfinite(m)):     # columns over 1e154 mm: scaled, not inf
+        scale = float(np.max(np.abs(m)))
+        sizes = np.sqrt(((m / scale) ** 2).sum(axis=0)) * scale
+    return sizes
 
 
 def orientation_vectors(iop: Sequence[float], tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,9 +104,9 @@ def orientation_vectors(iop: Sequence[float], tol: float = 1e-3) -> tuple[np.nda
     row, col = v[0], v[1]
     nr, nc = np.linalg.norm(row), np.linalg.norm(col)
     if abs(nr - 1) > tol or abs(nc - 1) > tol:
-        raise ValueError(f"ImageOrientationPatient cosines are not unit vectors: {list(v.ravel())}")
+        raise InvalidParameterError(f"ImageOrientationPatient cosines are not unit vectors: {list(v.ravel())}")
     if abs(float(row @ col)) > tol:
-        raise ValueError(f"ImageOrientationPatient cosines are not orthogonal (dot {row @ col:.2e})")
+        raise InvalidParameterError(f"ImageOrientationPatient cosines are not orthogonal (dot {row @ col:.2e})")
     row = row / nr
     col = col / nc
     normal = np.cross(row, col)
@@ -204,19 +248,25 @@ def regular_grid_through(row_step: np.ndarray, col_step: np.ndarray, positions: 
             dz = float(slice_step) if slice_step else 1.0
         du, dv = float(np.linalg.norm(c0)), float(np.linalg.norm(c1))
     else:
-        dz = du = dv = float(spacing_mm)
-        if not dz > 0:
-            raise ValueError(f"spacing_mm must be positive, got {spacing_mm}")
+        ok = isinstance(spacing_mm, (int, float, np.integer, np.floating)) and not isinstance(spacing_mm, bool)
+        dz = du = dv = float(spacing_mm) if ok else float("nan")
+        if not (dz > 0 and np.isfinite(dz)):
+            raise InvalidParameterError(f"spacing_mm must be a positive finite number (mm), got {spacing_mm!r}")
     u, v = c0 / np.linalg.norm(c0), c1 / np.linalg.norm(c1)
     # in-plane offsets of every slice's first voxel, in output pixels; the corners of each slice after them
     inplane = (pos - pos[0]) - np.outer(d, n)
-    a = inplane @ u / du
-    b = inplane @ v / dv
-    ext_i = (nx - 1) * np.linalg.norm(c0) / du
-    ext_j = (ny - 1) * np.linalg.norm(c1) / dv
-    lo_i, hi_i = np.floor(min(0.0, a.min()) + 1e-6), np.ceil(max(0.0, a.max()) + ext_i - 1e-6)
-    lo_j, hi_j = np.floor(min(0.0, b.min()) + 1e-6), np.ceil(max(0.0, b.max()) + ext_j - 1e-6)
-    ns = int(np.floor((d.max() - d.min()) / dz + 1e-6)) + 1
+    with np.errstate(over="ignore", invalid="ignore"):       # tiny spacings overflow: refused just below
+        a = inplane @ u / du
+        b = inplane @ v / dv
+        ext_i = (nx - 1) * np.linalg.norm(c0) / du
+        ext_j = (ny - 1) * np.linalg.norm(c1) / dv
+        lo_i, hi_i = np.floor(min(0.0, a.min()) + 1e-6), np.ceil(max(0.0, a.max()) + ext_i - 1e-6)
+        lo_j, hi_j = np.floor(min(0.0, b.min()) + 1e-6), np.ceil(max(0.0, b.max()) + ext_j - 1e-6)
+        counts = np.array([np.floor((d.max() - d.min()) / dz + 1e-6) + 1, hi_j - lo_j + 1, hi_i - lo_i + 1])
+    if not (np.all(np.isfinite(counts)) and np.all(counts <= 2.0 ** 62)):
+        raise InvalidParameterError(f"a regular grid with {dz:g} mm voxels would have {counts[0]:.3g} x "
+                                    f"{counts[1]:.3g} x {counts[2]:.3g} voxels: give a larger spacing_mm")
+    ns = int(counts[0])
     out = np.eye(4)
     out[:3, 0], out[:3, 1], out[:3, 2] = u * du, v * dv, n * dz
     out[:3, 3] = pos[0] + float(d.min()) * n + lo_i * du * u + lo_j * dv * v
@@ -250,7 +300,7 @@ def unsheared_grid(affine: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray
     n = np.cross(c0, c1)
     dz = abs(float(step @ n / np.linalg.norm(n)))
     if not dz > 1e-9 * float(np.linalg.norm(step)):
-        raise ValueError("the slice step lies in the image plane: not a stack of slices")
+        raise InvalidParameterError("the slice step lies in the image plane: not a stack of slices")
     positions = A[:3, 3] + np.outer(np.arange(nk), step)
     return regular_grid_through(c0, c1, positions, nj, ni, slice_step=dz)
 

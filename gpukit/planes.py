@@ -47,7 +47,7 @@ from typing import Sequence
 import numpy as np
 
 from . import geometry
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, ParameterTypeError
 
 _X, _Y, _Z = np.eye(3)
 
@@ -77,19 +77,72 @@ def _vec3(v, name: str) -> np.ndarray:
 
 def _unit(v, name: str) -> np.ndarray:
     a = _vec3(v, name)
-    n = float(np.linalg.norm(a))
+    m = float(np.max(np.abs(a)))
+    n = m * float(np.linalg.norm(a / m)) if m > 0 else 0.0     # scaled first: (1e300, 1e300, 0) does not overflow
     if n < 1e-12:
         raise InvalidParameterError(f"{name} must be a non-zero 3-vector, got {a.tolist()}")
-    return a / n
+    a = a / m
+    return a / np.linalg.norm(a)
 
 
 def _pair(x, name: str) -> tuple[float, float]:
-    if np.ndim(x) == 0:
-        return (float(x), float(x))
-    t = tuple(float(e) for e in np.asarray(x).ravel())
+    try:
+        if x is None or isinstance(x, (str, bytes)) or np.iscomplexobj(x):
+            raise TypeError(name)
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number or a pair of numbers, got {x!r}") from None
+    if a.ndim == 0:
+        return (float(a), float(a))
+    t = tuple(float(e) for e in a.ravel())
     if len(t) != 2:
         raise InvalidParameterError(f"{name} must be a number or a pair, got {x!r}")
     return t  # type: ignore[return-value]
+
+
+def _spacing_pair(x, name: str = "spacing") -> tuple[float, float]:
+    """``(dv, du)`` as two positive finite numbers (mm), or an error naming the value."""
+    sp = _pair(x, name)
+    if not (min(sp) > 0 and np.all(np.isfinite(sp))):
+        raise InvalidParameterError(f"plane {name} must be positive finite mm, got {sp[0]:g}, {sp[1]:g}")
+    return sp
+
+
+def _shape_pair(shape, name: str = "shape") -> tuple[int, int]:
+    """``(nrows, ncols)`` as two integers >= 1 (whole numbers given as floats are accepted), or an error."""
+    out = []
+    try:
+        items = [] if shape is None or isinstance(shape, (str, bytes)) else np.asarray(shape, dtype=object).ravel()
+        for e in items:
+            if isinstance(e, (int, np.integer)) and not isinstance(e, (bool, np.bool_)):
+                out.append(int(e))          # Python ints of any size: a huge plane is refused by the operation
+            elif isinstance(e, (float, np.floating)) and np.isfinite(e) and float(e) == round(float(e)):
+                out.append(int(e))
+            else:
+                break
+    except (TypeError, ValueError):
+        out = []
+    if len(out) != 2 or len(items) != 2 or min(out) < 1:
+        raise InvalidParameterError(f"plane {name} must be (nrows, ncols), two whole numbers >= 1, got {shape!r}")
+    if max(out) > 2 ** 62:
+        raise InvalidParameterError(f"plane {name} {shape!r} is beyond any output (at most 2**62 pixels a side)")
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _finite(x, name: str) -> float:
+    """``x`` as a finite float, or an error naming it."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise InvalidParameterError(f"{name} must be a number, got {x!r}")
+    f = float(x)
+    if not np.isfinite(f):
+        raise InvalidParameterError(f"{name} must be finite, got {f}")
+    return f
+
+
+def _check_volume(volume) -> None:
+    """A :class:`~gpukit.Volume` (duck-typed: planes do not import it), else a typed error naming what came."""
+    if not all(hasattr(volume, a) for a in ("affine", "shape", "center", "spacing")):
+        raise ParameterTypeError(f"volume must be a gpukit.Volume, got {type(volume).__name__}")
 
 
 def corners(volume) -> np.ndarray:
@@ -130,7 +183,12 @@ def _extent_shape(volume, center: np.ndarray, axis: np.ndarray, spacing: float) 
     """Pixels needed along ``axis`` (through ``center``) to cover every voxel centre, symmetric about ``center``."""
     proj = (corners(volume) - center) @ axis
     half = float(np.max(np.abs(proj)))
-    return int(np.floor(2 * half / spacing + 1e-6)) + 1
+    with np.errstate(over="ignore"):
+        n = np.floor(2 * half / spacing + 1e-6) + 1
+    if not np.isfinite(n) or n > 2.0 ** 62:
+        raise InvalidParameterError(f"a plane covering the volume with {spacing:g} mm pixels would need {n:.3g} "
+                                    "pixels per side: give a larger spacing (or a shape)")
+    return int(n)
 
 
 @dataclass
@@ -164,21 +222,20 @@ class Plane:
     spacing: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self):
-        self.center = np.asarray(self.center, dtype=np.float64).reshape(3)
+        self.center = _vec3(self.center, "center")
         u = _unit(self.u, "u")
         v = _unit(self.v, "v")
         if abs(float(u @ v)) > 1e-3:
             raise InvalidParameterError(f"plane directions u and v are not perpendicular (u.v = {u @ v:.3g})")
         v = _unit(v - (v @ u) * u, "v")
         self.u, self.v = u, v
-        shp = tuple(int(s) for s in np.asarray(self.shape).ravel())
-        if len(shp) != 2 or min(shp) < 1:
-            raise InvalidParameterError(f"plane shape must be (nrows, ncols) with both >= 1, got {self.shape!r}")
-        self.shape = shp  # type: ignore[assignment]
-        sp = _pair(self.spacing, "spacing")
-        if min(sp) <= 0 or not np.all(np.isfinite(sp)):
-            raise InvalidParameterError(f"plane spacing must be positive, got {self.spacing!r}")
-        self.spacing = sp
+        self.shape = _shape_pair(self.shape)  # type: ignore[assignment]
+        self.spacing = _spacing_pair(self.spacing)
+        with np.errstate(over="ignore", invalid="ignore"):
+            extent_ok = np.all(np.isfinite(self.origin))
+        if not extent_ok:
+            raise InvalidParameterError(f"plane of {self.shape[0]} x {self.shape[1]} pixels of {self.spacing[0]:g} x "
+                                        f"{self.spacing[1]:g} mm is too large for double precision")
 
     # -- geometry ---------------------------------------------------------------
     @property
@@ -205,8 +262,12 @@ class Plane:
         The copies are centred on the plane (``first_mm = -(n_steps - 1) / 2 * step_mm``)
         unless ``first_mm``, the signed offset (mm) of copy 0, is given.
         """
+        step_mm = _finite(step_mm, "step_mm")
         if first_mm is None:
-            first_mm = -(int(n_steps) - 1) / 2 * float(step_mm)
+            if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+                raise InvalidParameterError(f"n_steps must be a whole number >= 1, got {n_steps!r}")
+            first_mm = -(int(n_steps) - 1) / 2 * step_mm
+        first_mm = _finite(first_mm, "first_mm")
         a = self.affine
         a[:3, 2] = self.normal * float(step_mm)
         a[:3, 3] = a[:3, 3] + self.normal * float(first_mm)
@@ -223,17 +284,20 @@ class Plane:
 
     def moved(self, offset_mm: float) -> "Plane":
         """The same plane shifted ``offset_mm`` along its normal."""
-        return Plane(self.center + float(offset_mm) * self.normal, self.u, self.v, self.shape, self.spacing)
+        return Plane(self.center + _finite(offset_mm, "offset_mm") * self.normal, self.u, self.v, self.shape,
+                     self.spacing)
 
     # -- constructors -------------------------------------------------------------
     @classmethod
     def _named(cls, name: str, volume, position_mm, index, shape, spacing) -> "Plane":
+        _check_volume(volume)
         u, v = NAMED_AXES[name]
         ax = NAMED_POSITION_AXIS[name]
         center = np.array(volume.center, dtype=np.float64)
         if index is not None and position_mm is not None:
             raise InvalidParameterError("give position_mm or index, not both")
         if index is not None:
+            index = _finite(index, "index")
             # the voxel index along the array axis closest to this patient axis, at the volume's centre
             cols = np.abs(volume.affine[:3, :3][ax]) / np.linalg.norm(volume.affine[:3, :3], axis=0)
             arr_axis = int(np.argmax(cols))  # 0 = i, 1 = j, 2 = k
@@ -242,19 +306,21 @@ class Plane:
             ijk[arr_axis] = float(index)
             position_mm = float(volume.index_to_world(ijk)[ax])
         if position_mm is not None:
-            center[ax] = float(position_mm)
+            center[ax] = _finite(position_mm, "position_mm")
         return cls._fit(volume, center, u, v, shape, spacing)
 
     @classmethod
     def _fit(cls, volume, center, u, v, shape, spacing) -> "Plane":
+        _check_volume(volume)
+        center = _vec3(center, "center")
         u = _unit(u, "u")
         v = _unit(v, "v")
         if spacing is None:
             spacing = (spacing_along(volume, v), spacing_along(volume, u))
-        dv, du = _pair(spacing, "spacing")
+        dv, du = _spacing_pair(spacing)
         if shape is None:
             shape = (_extent_shape(volume, center, v, dv), _extent_shape(volume, center, u, du))
-        return cls(center, u, v, tuple(shape), (dv, du))
+        return cls(center, u, v, shape, (dv, du))
 
     @classmethod
     def axial(cls, volume, position_mm: float | None = None, shape: Sequence[int] | None = None,
@@ -306,7 +372,7 @@ class Plane:
                                         "a component in the plane")
         v = _unit(vv, "up")
         u = np.cross(v, n)
-        return cls(center, u, v, tuple(shape), _pair(spacing, "spacing"))
+        return cls(center, u, v, shape, _pair(spacing, "spacing"))
 
     @classmethod
     def from_points(cls, p1, p2, p3, shape: Sequence[int] | None = None,
@@ -319,24 +385,33 @@ class Plane:
         from ``volume`` when given (covering it; its smallest voxel size),
         else 1 mm pixels covering the three points with a 10% margin.
         """
-        p1, p2, p3 = (np.asarray(p, dtype=np.float64).reshape(3) for p in (p1, p2, p3))
-        n = np.cross(p2 - p1, p3 - p1)
-        if np.linalg.norm(n) < 1e-9 * max(1.0, np.linalg.norm(p2 - p1) * np.linalg.norm(p3 - p1)):
+        p1, p2, p3 = (_vec3(p, name) for p, name in ((p1, "p1"), (p2, "p2"), (p3, "p3")))
+        with np.errstate(over="ignore", invalid="ignore"):
+            n = np.cross(p2 - p1, p3 - p1)
+            size = np.linalg.norm(p2 - p1) * np.linalg.norm(p3 - p1)
+        if not (np.all(np.isfinite(n)) and np.isfinite(size)):
+            raise InvalidParameterError("the three points are too far apart for double precision (over 1e150 mm)")
+        if np.linalg.norm(n) < 1e-9 * max(1.0, size):
             raise InvalidParameterError("the three points are collinear (or coincide): they do not define a plane")
         n = n / np.linalg.norm(n)
         u = _unit(p2 - p1, "p2 - p1")
         v = np.cross(n, u)
         center = (p1 + p2 + p3) / 3
         if volume is not None:
+            _check_volume(volume)
             if spacing is None:
                 spacing = float(min(volume.spacing))
             return cls._fit(volume, center, u, v, shape, spacing)
-        dv, du = _pair(1.0 if spacing is None else spacing, "spacing")
+        dv, du = _spacing_pair(1.0 if spacing is None else spacing)
         if shape is None:
             pts = np.stack([p1, p2, p3]) - center
-            shape = (int(np.ceil(2.2 * np.max(np.abs(pts @ v)) / dv)) + 1,
-                     int(np.ceil(2.2 * np.max(np.abs(pts @ u)) / du)) + 1)
-        return cls(center, u, v, tuple(shape), (dv, du))
+            with np.errstate(over="ignore"):
+                rc = np.ceil(2.2 * np.array([np.max(np.abs(pts @ v)) / dv, np.max(np.abs(pts @ u)) / du])) + 1
+            if not (np.all(np.isfinite(rc)) and np.all(rc <= 2.0 ** 62)):
+                raise InvalidParameterError(f"covering the three points with {dv:g} x {du:g} mm pixels would need "
+                                            f"{rc[0]:.3g} x {rc[1]:.3g} pixels: give a larger spacing (or a shape)")
+            shape = (int(rc[0]), int(rc[1]))
+        return cls(center, u, v, shape, (dv, du))
 
     @classmethod
     def rotated(cls, volume, angles_deg: Sequence[float] = (0.0, 0.0, 0.0), shape: Sequence[int] | None = None,
@@ -350,9 +425,10 @@ class Plane:
         volume's smallest voxel size; default shape: large enough to cover
         every voxel centre.
         """
+        _check_volume(volume)
         R = rotation_matrix(angles_deg)
         u0, v0 = NAMED_AXES["axial"]
-        c = np.asarray(volume.center if center is None else center, dtype=np.float64)
+        c = _vec3(volume.center if center is None else center, "center")
         if spacing is None:
             spacing = float(min(volume.spacing))
         return cls._fit(volume, c, R @ u0, R @ v0, shape, spacing)
@@ -371,7 +447,7 @@ def rotation_matrix(angles_deg: Sequence[float]) -> np.ndarray:
 def axis_rotation(axis, angle_deg: float) -> np.ndarray:
     """Right-handed rotation by ``angle_deg`` about a unit ``axis`` (Rodrigues)."""
     a = _unit(axis, "axis")
-    t = np.radians(float(angle_deg))
+    t = np.radians(_finite(angle_deg, "angle_deg"))
     K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
     return np.eye(3) + np.sin(t) * K + (1 - np.cos(t)) * (K @ K)
 

@@ -27,7 +27,7 @@ underscores ("Soft tissue", "soft-tissue"); a few aliases are accepted
 
 from __future__ import annotations
 
-from .errors import UnknownPresetError  # noqa: F401  (defined with every gpukit error)
+from .errors import ParameterTypeError, UnknownPresetError  # noqa: F401  (defined with every gpukit error)
 
 
 #: name -> (center, width) in HU; see the module docstring for the source of each value.
@@ -83,7 +83,7 @@ def get_preset(name: str) -> tuple[float, float]:
     (50.0, 400.0)
     """
     if not isinstance(name, str):
-        raise TypeError(f"a window preset is named by a string, got {type(name).__name__}")
+        raise ParameterTypeError(f"a window preset is named by a string, got {type(name).__name__}")
     key = _key(name)
     key = ALIASES.get(key, key)
     if key not in PRESETS:

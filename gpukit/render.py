@@ -18,10 +18,10 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from .errors import InvalidParameterError, ParameterTypeError
+from .errors import InvalidParameterError, ParameterTypeError, WindowParameterError
 
 from .arrays import is_host, to_host
-from .planes import Plane, _unit
+from .planes import Plane, _check_volume, _finite, _unit
 
 PLANE_NAMES = ("axial", "coronal", "sagittal", "oblique")
 WindowSpec = Union[None, str, Sequence[float]]
@@ -31,6 +31,8 @@ def parse_window(text: str | None) -> WindowSpec:
     """``"lung"`` -> ``"lung"``; ``"-600,1500"`` -> ``(-600.0, 1500.0)`` (center, width); ``None``/"file" -> None."""
     if text is None or text == "file":
         return None
+    if not isinstance(text, str):
+        raise ParameterTypeError(f"a window is given as text ('lung', '-600,1500', 'auto', 'file'), got {text!r}")
     parts = text.replace(":", ",").split(",")
     if len(parts) == 2:
         try:
@@ -52,7 +54,10 @@ def plane_for(volume, name: str, *, position_mm: float | None = None, index: flo
     pointing to the head or the front), through the volume's centre or
     ``position_mm`` along the normal from it.
     """
-    sp = float(min(volume.spacing)) if spacing is None else float(spacing)
+    _check_volume(volume)
+    sp = float(min(volume.spacing)) if spacing is None else _finite(spacing, "spacing")
+    if position_mm is not None:
+        position_mm = _finite(position_mm, "position_mm")
     if name in ("axial", "coronal", "sagittal"):
         return getattr(Plane, name)(volume, position_mm=position_mm, index=index, shape=shape, spacing=sp)
     if name != "oblique":
@@ -153,6 +158,8 @@ def display(image_hu: Any, window: WindowSpec = None, volume=None, backend: str 
             raise ParameterTypeError(f"display: the image is a {type(img).__name__} and the {be.name!r} backend cannot "
                             f"compute on it; pass the backend of the volume it came from")
         be_name, xp = be.name, be.xp
+    if img.dtype.kind not in "biuf" or img.dtype.itemsize > 8:
+        raise ParameterTypeError(f"display: the image must hold real numbers, got dtype {img.dtype}")
     if img.dtype.kind != "f":
         img = img.astype(xp.float32)
     kw: dict = {}
@@ -162,8 +169,14 @@ def display(image_hu: Any, window: WindowSpec = None, volume=None, backend: str 
     elif isinstance(window, str):
         kw["preset"] = window
     elif window is not None:
-        c, w = window
-        kw.update(center=float(c), width=float(w))
+        try:
+            c, w = window
+            if isinstance(c, (str, bytes)) or isinstance(w, (str, bytes)):
+                raise TypeError
+            kw.update(center=float(c), width=float(w))
+        except (TypeError, ValueError):
+            raise WindowParameterError(f"window must be a preset name, 'auto', (center, width) or None, "
+                                       f"got {window!r}") from None
     else:
         fw = file_window(volume) if volume is not None else None
         c, w = fw if fw is not None else auto_window(img, xp, projection)
@@ -183,6 +196,10 @@ def to_square_pixels(image: np.ndarray, volume, name: str) -> np.ndarray:
     """
     from PIL import Image
 
+    if name not in ("axial", "coronal", "sagittal"):
+        raise InvalidParameterError(f"name must be 'axial', 'coronal' or 'sagittal', got {name!r}")
+    if getattr(image, "ndim", None) != 2:
+        raise InvalidParameterError(f"image must be 2-D, got shape {getattr(image, 'shape', None)}")
     plane = getattr(Plane, name)(volume)
     dv, du = plane.spacing
     if abs(dv - du) <= 0.01 * min(dv, du):

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, ParameterTypeError
 
 from . import geometry
+from .geometry import check_affine
+
+
+def _check_data_dtype(data: Any) -> None:
+    """Refuse, at construction, stored values no operation can use: complex, object, strings, bytes, records,
+    dates and floats wider than 64 bits (booleans are kept: a mask can still be written or converted)."""
+    try:
+        dt = np.dtype(data.dtype)
+    except (AttributeError, TypeError):
+        return          # another library's array whose dtype numpy cannot name: its backend decides
+    if dt.kind in "biu" or (dt.kind == "f" and dt.itemsize <= 8):
+        return
+    raise ParameterTypeError(f"Volume data must hold integers or real floats (up to 64 bits), got dtype {dt}; "
+                             "convert it first, e.g. data.astype(np.int16) or data.astype(np.float32)")
 
 
 class Volume:
@@ -52,25 +67,34 @@ class Volume:
         if min(int(x) for x in data.shape) < 1:
             raise InvalidParameterError(f"Volume data has an empty axis (shape {tuple(data.shape)}): a volume needs "
                                         "at least one slice, row and column")
-        aff = np.asarray(affine, dtype=np.float64)
-        if aff.shape == (4, 4) and not np.all(np.isfinite(aff)):
-            raise InvalidParameterError(f"affine holds NaN or infinity: {aff[~np.isfinite(aff)][:3].tolist()}")
-        if aff.shape != (4, 4):
-            raise InvalidParameterError(f"affine must be 4x4, got {aff.shape}")
-        if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
-            raise InvalidParameterError("affine is singular: its three index columns do not span space")
+        _check_data_dtype(data)
+        aff = check_affine(affine, "affine")
         if isinstance(data, np.ndarray) and not data.dtype.isnative:
             data = data.astype(data.dtype.newbyteorder("="))   # big-endian: converted once (kernels read native)
+        if isinstance(data, np.ndarray) and data.dtype == np.float16:
+            data = data.astype(np.float32)    # half floats: widened once, exactly (not every kernel reads float16)
+        if meta is not None and not isinstance(meta, Mapping):
+            raise ParameterTypeError(f"meta must be a dict, got {type(meta).__name__}")
         self.data = data
         self.affine = aff
         self.meta: dict = dict(meta or {})
         self.backend = backend
         nz = data.shape[0]
         for key, default in (("rescale_slope", 1.0), ("rescale_intercept", 0.0)):
-            v = np.asarray(self.meta.get(key, default), dtype=np.float64)
+            raw = self.meta.get(key, default)
+            try:
+                if np.iscomplexobj(raw):
+                    raise TypeError("complex")
+                v = np.asarray(raw, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InvalidParameterError(f"meta[{key!r}] must be a real number or one per slice, got "
+                                            f"{raw!r}") from None
             self.meta[key] = np.full(nz, float(v)) if v.ndim == 0 else v
             if self.meta[key].shape != (nz,):
                 raise InvalidParameterError(f"meta[{key!r}] must have one value per slice ({nz}), got {self.meta[key].shape}")
+            if not np.all(np.isfinite(self.meta[key])):
+                bad = self.meta[key][~np.isfinite(self.meta[key])]
+                raise InvalidParameterError(f"meta[{key!r}] must be finite, got {bad[:3].tolist()} among its values")
 
     # -- shape and geometry --------------------------------------------------
     @property

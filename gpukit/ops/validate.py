@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from ..errors import InvalidParameterError, WorkLimitError
+from ..errors import InvalidParameterError, ParameterTypeError, WorkLimitError
+from ..geometry import check_affine
 
 from ..backends import codes
 from ..backends.codes import FUNCTION_CODES
@@ -45,7 +46,12 @@ def index_map(volume_affine: np.ndarray, output_affine: np.ndarray) -> tuple[np.
     ``output_affine`` maps output ``(c, r, s, 1)`` to LPS; the result is
     ``inv(volume_affine) @ output_affine`` with near-integer entries snapped.
     """
-    M = np.linalg.solve(np.asarray(volume_affine, dtype=np.float64), np.asarray(output_affine, dtype=np.float64))
+    out = check_affine(output_affine, "the output affine", invertible=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        M = np.linalg.solve(np.asarray(volume_affine, dtype=np.float64), out)
+    if not np.all(np.isfinite(M)):
+        raise InvalidParameterError("the output grid lies too far from the volume (or its voxels are too small) for "
+                                    "double precision: its index map overflows")
     return np.ascontiguousarray(_snap(M[:3, :3])), np.ascontiguousarray(_snap(M[:3, 3]))
 
 
@@ -60,7 +66,8 @@ def set_limits(max_samples: float | None = None, max_output_bytes: float | None 
     """Change the work limits (None keeps one); returns the limits now in force."""
     for key, v in (("max_samples", max_samples), ("max_output_bytes", max_output_bytes)):
         if v is not None:
-            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+            if isinstance(v, bool) or not (isinstance(v, (int, float, np.integer, np.floating)) and v >= 1
+                                           and math.isfinite(v)):
                 raise InvalidParameterError(f"{key} must be a positive number, got {v!r}")
             LIMITS[key] = int(v)
     return dict(LIMITS)
@@ -91,15 +98,47 @@ def steps(length_mm: float, step_mm: float, what: str) -> int:
 
 
 def _grid_shape(shape, n: int, name: str) -> tuple[int, ...]:
-    shp = tuple(int(x) for x in np.asarray(shape).ravel())
-    if len(shp) != n or min(shp) < 1:
+    """``shape`` as ``n`` whole numbers >= 1 (floats with whole values are accepted), or an error naming it."""
+    shp: list[int] = []
+    try:
+        items = [] if shape is None or isinstance(shape, (str, bytes)) else \
+            list(np.asarray(shape, dtype=object).ravel())
+    except (TypeError, ValueError):
+        items = []
+    for e in items:
+        if isinstance(e, (int, np.integer)) and not isinstance(e, (bool, np.bool_)):
+            shp.append(int(e))
+        elif isinstance(e, (float, np.floating)) and math.isfinite(e) and float(e) == round(float(e)):
+            shp.append(int(e))
+        else:
+            break
+    if len(shp) != n or len(items) != n or min(shp) < 1:
         raise InvalidParameterError(f"{name} must be {n} positive integers, got {shape!r}")
-    return shp
+    if max(shp) > 2 ** 62:
+        raise WorkLimitError(f"{name} {shape!r} is over any limit (at most 2**62 a side; "
+                             f"{LIMITS['max_samples']:.3g} samples in all, gpukit.set_limits)")
+    return tuple(shp)
+
+
+def _window_pair(window) -> tuple[float, float]:
+    """``window=(center, width)`` as two finite floats, or an error that says what to pass."""
+    bad = isinstance(window, (str, bytes))
+    try:
+        bad = bad or np.iscomplexobj(window)
+        center, width = (float(x) for x in window) if not bad else (None, None)
+    except (TypeError, ValueError):
+        bad = True
+    if bad:
+        hint = (f" (for a preset: window=gpukit.presets.get_preset({window!r}))" if isinstance(window, str) else "")
+        raise ParameterTypeError(f"window must be (center, width), two numbers, got {window!r}{hint}")
+    if not (math.isfinite(center) and math.isfinite(width)):
+        raise InvalidParameterError(f"window center and width must be finite, got ({center:g}, {width:g})")
+    return center, width
 
 
 def _window_stage(window) -> tuple:
     """The kernels' fused output stage for ``window=(center, width)``: DICOM LINEAR (C.11.2.1.2.1) to 0..255."""
-    center, width = (float(x) for x in window)
+    center, width = _window_pair(window)
     if not width >= 1.0:
         raise InvalidParameterError(f"window width must be >= 1 for LINEAR (PS3.3 C.11.2.1.2.1), got {width:g}")
     return (center, width, FUNCTION_CODES["LINEAR"], 0.0, 255.0, False)
@@ -110,7 +149,7 @@ def _apply_window(hu, window, be):
     without the fused stage."""
     from .intensity import window as _window
 
-    center, width = (float(x) for x in window)
+    center, width = _window_pair(window)
     return _window(hu, center, width, backend=be.name)
 
 
