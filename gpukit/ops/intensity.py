@@ -37,7 +37,12 @@ def _is_volume(x: Any) -> bool:
     :mod:`gpukit.volume` back (gpukit imports only downward, ``tests/test_imports.py``). Arrays
     (numpy, CuPy, other libraries' GPU arrays) have no ``affine`` or ``meta``.
     """
-    return hasattr(x, "data") and hasattr(x, "affine") and hasattr(x, "meta")
+    if isinstance(x, np.ndarray):       # (hasattr on some arrays' attributes raises: datetime64's .data)
+        return False
+    try:
+        return hasattr(x, "data") and hasattr(x, "affine") and hasattr(x, "meta")
+    except (ValueError, TypeError):
+        return False
 
 
 def _host_array(a: Any, what: str, be: Any) -> Any:
@@ -55,7 +60,7 @@ def _check_values_dtype(a: np.ndarray, what: str) -> np.ndarray:
     k = a.dtype.kind
     if k in "iu":
         return a
-    if k == "f":
+    if k == "f" and a.dtype.itemsize <= 8:
         return a.astype(np.float32) if a.dtype.itemsize < 4 else a
     raise ParameterTypeError(f"{what} must hold integers or floats, got dtype {a.dtype}; convert it first, "
                     "e.g. arr.astype(np.int16) or arr.astype(np.float32)")
@@ -85,7 +90,12 @@ def _number(v: Any, name: str) -> float:
 
 
 def _per_slice(v: Any, nz: int, name: str) -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
+    try:
+        if np.iscomplexobj(v):
+            raise TypeError("complex")
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise WindowParameterError(f"{name} must be one real number or one per slice, got {v!r}") from None
     if arr.ndim == 0:
         arr = np.full(nz, float(arr))
     if arr.shape != (nz,):
@@ -139,6 +149,9 @@ def _out_range(out_range) -> tuple[float, float]:
         raise ParameterTypeError(f"out_range must be (low, high), got {out_range!r}") from None
     lo = _number(lo, "out_range[0]")
     hi = _number(hi, "out_range[1]")
+    f32 = float(np.finfo(np.float32).max)
+    if not (-f32 <= lo <= f32 and -f32 <= hi <= f32):
+        raise WindowParameterError(f"out_range must lie within the float32 range (+-{f32:.3g}), got {out_range!r}")
     if not lo < hi:
         raise WindowParameterError(f"out_range must have low < high, got {out_range!r} "
                                    "(for a reversed grey scale pass invert=True)")
@@ -188,7 +201,11 @@ def file_window(volume: Any, index: int = 0) -> tuple[float, float] | None:
     if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < n:
         raise WindowParameterError(f"window index {index!r} is out of range: the file gives {n} window(s) "
                                    f"(centers {wc}, widths {ww})")
-    return float(wc[index]), float(ww[index])
+    try:
+        return _number(float(wc[index]), "the file's WindowCenter"), _number(float(ww[index]), "the file's WindowWidth")
+    except (TypeError, ValueError):
+        raise WindowParameterError(f"the file's window number {index} is not a pair of numbers: center "
+                                   f"{wc[index]!r}, width {ww[index]!r}") from None
 
 
 # -- public operations -------------------------------------------------------------------------------------------
