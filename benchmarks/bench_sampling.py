@@ -23,6 +23,13 @@ geometry (a plane through the centre rotated by (20, 30, 15) degrees,
   SimpleITK ``MaximumProjectionImageFilter``, and the read floor (bytes of the
   volume / measured copy bandwidth).
 
+gpukit's numba rows come in pairs, ``fast`` (the default ``precision="fast"``:
+float32 weights and blends) and ``exact`` (``precision="exact"``: the numpy
+reference's float64 arithmetic, bit for bit), side by side; each fast row
+carries ``exact_median_s`` (its exact twin's median), ``speedup_vs_exact`` and
+its accuracy against the float64 reference (``max_abs_diff_hu`` over every
+output value, ``median_abs_diff_hu``). Peers are compared with the exact result.
+
 The peers get the volume already in HU as int16 (no rescale to do), gpukit
 gets the stored values and rescales in the same pass. Each peer's result is
 compared with gpukit's (``median_abs_diff_hu``; ``max_abs_diff_hu`` on pixels
@@ -169,6 +176,24 @@ def _as_array(x) -> np.ndarray:
     return np.asarray(getattr(x, "data", x))   # a Volume or an array
 
 
+def _accuracy(fast, exact) -> dict:
+    """Max and median absolute difference of a fast result to the float64 (exact) one, over every value."""
+    d = np.abs(_as_array(fast).astype(np.float64) - np.asarray(_as_array(exact), np.float64))
+    return {"max_abs_diff_hu": float(d.max()) if d.size else None,
+            "median_abs_diff_hu": float(np.median(d)) if d.size else None}
+
+
+def _pair(rows: list[dict]) -> None:
+    """Give every ``... fast`` row its ``... exact`` twin's median and the speed-up (rows of one op, same impl)."""
+    by = {(r["op"], r["impl"]): r for r in rows}
+    for (op, impl), r in by.items():
+        if "fast" in impl:
+            twin = by.get((op, impl.replace("fast", "exact")))
+            if twin is not None:
+                r["exact_median_s"] = twin["median_s"]
+                r["speedup_vs_exact"] = twin["median_s"] / r["median_s"]
+
+
 def _diff(a, b, mask=None) -> dict:
     a = _as_array(a).astype(np.float64).reshape(np.shape(b))
     b = np.asarray(b, np.float64)
@@ -220,13 +245,19 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
     # 1. one oblique plane -----------------------------------------------------------------------------------------
     op = f"oblique plane {nr}x{nc} trilinear ({n}^3 int16)"
     A, b = index_map(vol.affine, plane.affine)
-    ref = gpukit.reslice(vol, plane, backend=backends[0])
+    ref = gpukit.reslice(vol, plane, backend=backends[0], precision="exact")
     i_idx = np.stack(np.meshgrid(np.arange(nc), np.arange(nr)), -1)  # (nr, nc, 2) as (c, r)
     ijk = i_idx[..., 0:1] * A[:, 0] + i_idx[..., 1:2] * A[:, 1] + b
     inside = np.all((ijk >= 1e-3) & (ijk <= n - 1 - 1e-3), axis=-1)
     for be in backends:
-        add(op, f"gpukit reslice {be}", lambda be=be: gpukit.reslice(vol, plane, backend=be), peak=True,
-            ref=ref, mask=inside)
+        if be == "numba":
+            fast = add(op, "gpukit reslice numba fast", lambda: gpukit.reslice(vol, plane, backend="numba"), peak=True)
+            fast.update(_accuracy(gpukit.reslice(vol, plane, backend="numba"), ref))
+            add(op, "gpukit reslice numba exact",
+                lambda: gpukit.reslice(vol, plane, backend="numba", precision="exact"), peak=True, ref=ref, mask=inside)
+        else:
+            add(op, f"gpukit reslice {be}", lambda be=be: gpukit.reslice(vol, plane, backend=be), peak=True,
+                ref=ref, mask=inside)
     if have["scipy"]:
         add(op, "scipy map_coordinates order=1", lambda: _scipy_plane(hu16, A, b, nr, nc, fill), ref=ref,
             mask=inside, peak=True)
@@ -243,28 +274,40 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
     # 2. Reslicer latency over random poses ------------------------------------------------------------------------
     rng = np.random.default_rng(0)
     poses = [Plane.rotated(vol, rng.uniform(-60, 60, 3), shape=(n, n), spacing=1.0) for _ in range(100)]
-    layouts = [("numba", "bricked"), ("numba", "plain"), ("numpy", "plain")]
-    for be, layout in [(b_, lay) for b_, lay in layouts if b_ in backends]:
-        rs = gpukit.Reslicer(vol, backend=be, layout=layout)
+    layouts = [("numba", "bricked", "fast"), ("numba", "bricked", "exact"), ("numba", "plain", "fast"),
+               ("numba", "plain", "exact"), ("numpy", "plain", "exact")]
+    for be, layout, prec in [c for c in layouts if c[0] in backends]:
+        rs = gpukit.Reslicer(vol, backend=be, layout=layout, precision=prec)
         npos = len(poses) if be != "numpy" else max(3, min(len(poses), 2 * repeats))
         for p in poses[:npos]:
             rs.reslice(p)
         lat = np.asarray(rs.latencies)
-        rows.append({"op": f"Reslicer latency, oblique {n}x{n} ({n}^3 int16)",
-                     "impl": f"gpukit Reslicer {be} ({layout})",
-                     "median_s": float(np.percentile(lat, 50)), "p10_s": float(np.percentile(lat, 10)),
-                     "p90_s": float(np.percentile(lat, 90)), "p99_s": float(np.percentile(lat, 99)),
-                     "max_s": float(lat.max()), "repeats": int(lat.size)})
+        row = {"op": f"Reslicer latency, oblique {n}x{n} ({n}^3 int16)",
+               "impl": f"gpukit Reslicer {be} ({layout}, {prec})" if be == "numba" else f"gpukit Reslicer {be}",
+               "median_s": float(np.percentile(lat, 50)), "p10_s": float(np.percentile(lat, 10)),
+               "p90_s": float(np.percentile(lat, 90)), "p99_s": float(np.percentile(lat, 99)),
+               "max_s": float(lat.max()), "repeats": int(lat.size)}
+        if be == "numba" and prec == "fast":
+            row.update(_accuracy(rs.reslice(poses[0]).copy(),
+                                 gpukit.reslice(vol, poses[0], backend="numba", precision="exact")))
+        rows.append(row)
         del rs
 
     # 3. full-volume oblique resample ------------------------------------------------------------------------------
     op = f"oblique resample {n}^3 -> {n}^3 trilinear"
     grid = plane.grid_affine(n, 1.0)
     A, b = index_map(vol.affine, grid)
-    ref = gpukit.resample(vol, grid, (n, n, n), backend=backends[0]).data
+    ref = gpukit.resample(vol, grid, (n, n, n), backend=backends[0], precision="exact").data
     for be in backends:
-        add(op, f"gpukit resample {be}", lambda be=be: gpukit.resample(vol, grid, (n, n, n), backend=be), peak=True,
-            ref=ref if be != backends[0] else None)
+        if be == "numba":
+            fast = add(op, "gpukit resample numba fast",
+                       lambda: gpukit.resample(vol, grid, (n, n, n), backend="numba"), peak=True)
+            fast.update(_accuracy(gpukit.resample(vol, grid, (n, n, n), backend="numba").data, ref))
+            add(op, "gpukit resample numba exact",
+                lambda: gpukit.resample(vol, grid, (n, n, n), backend="numba", precision="exact"))
+        else:
+            add(op, f"gpukit resample {be}", lambda be=be: gpukit.resample(vol, grid, (n, n, n), backend=be),
+                peak=True, ref=ref)
     if have["scipy"]:
         add(op, "scipy affine_transform order=1", lambda: _scipy_affine(hu16, A, b, (n, n, n), fill), ref=ref)
     if have["SimpleITK"]:
@@ -281,19 +324,29 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
         ns = int(np.floor(thickness + 1e-6)) + 1
         grid = plane.grid_affine(ns, 1.0)
         A, b = index_map(vol.affine, grid)
-        ref = gpukit.project(vol, plane, mode="max", thickness_mm=thickness, step_mm=1.0, backend=backends[0])
-        for be in backends:
-            impl = f"gpukit project {be}" + (" (brick grid cached)" if be == "numba" else "")
-            add(label, impl,
-                lambda be=be: gpukit.project(vol, plane, mode="max", thickness_mm=thickness, step_mm=1.0, backend=be),
-                peak=True, ref=ref if be != backends[0] else None)
-        if "numba" in backends:
-            def cold():
-                # a volume's first projection: extrema for the fill and, for a big projection, the 8^3 brick grid
-                sampling.clear_caches(vol)
-                return gpukit.project(vol, plane, mode="max", thickness_mm=thickness, step_mm=1.0, backend="numba")
+        ref = gpukit.project(vol, plane, mode="max", thickness_mm=thickness, step_mm=1.0, backend=backends[0],
+                             precision="exact")
 
-            add(label, "gpukit project numba, first call", cold, ref=ref)
+        def proj(be, prec="fast"):
+            return gpukit.project(vol, plane, mode="max", thickness_mm=thickness, step_mm=1.0, backend=be,
+                                  precision=prec)
+
+        for be in backends:
+            if be == "numba":
+                fast = add(label, "gpukit project numba fast (brick grid cached)", lambda: proj("numba"), peak=True)
+                fast.update(_accuracy(proj("numba"), ref))
+                add(label, "gpukit project numba exact (brick grid cached)", lambda: proj("numba", "exact"),
+                    peak=True)
+            else:
+                add(label, f"gpukit project {be}", lambda be=be: proj(be), peak=True, ref=ref)
+        if "numba" in backends:
+            for prec in ("fast", "exact"):
+                def cold(prec=prec):
+                    # a volume's first projection: extrema for the fill and, for a big projection, the 8^3 brick grid
+                    sampling.clear_caches(vol)
+                    return proj("numba", prec)
+
+                add(label, f"gpukit project numba {prec}, first call", cold, ref=ref)
         if have["scipy"]:
             add(label, "scipy affine_transform + max", lambda: _scipy_affine(hu16, A, b, (ns, nr, nc), fill).max(0),
                 ref=ref)
@@ -306,7 +359,7 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
 
     # 6. axis-aligned MIP ------------------------------------------------------------------------------------------
     op = f"axial MIP {n}^3 int16"
-    ref = gpukit.project(vol, 0, backend=backends[0])
+    ref = gpukit.project(vol, 0, backend=backends[0], precision="exact")
     for be in backends:
         add(op, f"gpukit project axis 0 {be}", lambda be=be: gpukit.project(vol, 0, backend=be), peak=True,
             ref=ref if be != backends[0] else None)
@@ -318,6 +371,7 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
     floor = vol.data.nbytes / bw
     rows.append({"op": op, "impl": "read floor (bytes / copy bandwidth)", "median_s": floor, "p10_s": floor,
                  "p90_s": floor, "bytes": int(vol.data.nbytes), "copy_bandwidth_Bps": bw})
+    _pair(rows)
     return rows
 
 

@@ -8,8 +8,8 @@ finite) or raises a :class:`gpukit.GpukitError` that says something; never a bar
 is required, not merely allowed. Requests over the work limits are refused before anything large is allocated
 (tracemalloc peak).
 
-Defects these properties found in modules owned elsewhere are pinned at the end by narrow ``xfail(strict=True)``
-tests, each naming the file and line to fix; the generated inputs steer clear of them.
+Defects these properties found in the ops layer are listed at the end (``OPS_DEFECTS``), each with the file and
+line where it was and what happened: every such call must now raise a GpukitError.
 """
 
 from __future__ import annotations
@@ -720,7 +720,7 @@ def _small():
     return Volume(values(7, (4, 5, 6), "int16"), np.diag([0.8, 0.8, 2.0, 1.0]))
 
 
-ELSEWHERE = [
+OPS_DEFECTS = [
     ("datetime array to rescale", lambda v: gpukit.rescale(np.zeros((2, 2), "M8[s]"), backend="numpy"),
      "gpukit/ops/intensity.py:40 _is_volume: hasattr(x, 'data') raises ValueError for datetime64 arrays"),
     ("float128 array to numba window", lambda v: gpukit.window(np.zeros((2, 2), np.longdouble), 40, 400,
@@ -762,20 +762,12 @@ ELSEWHERE = [
 ]
 
 
-FIXED = ("datetime array to rescale", "float128 array to numba window", "non-numeric file window", "NaN file window",
-         "out_range beyond float32", "string slope")
-
-
-@pytest.mark.parametrize("what, call, where", [
-    e if e[0] in FIXED else pytest.param(*e, marks=pytest.mark.xfail(strict=True, reason=f"not fixed yet: {e[2]}"))
-    for e in ELSEWHERE], ids=[e[0] for e in ELSEWHERE])
+@pytest.mark.parametrize("what, call, where", OPS_DEFECTS, ids=[e[0] for e in OPS_DEFECTS])
 def test_ops_layer_defects(what, call, where):
     out, err = attempt(call, _small())
     assert isinstance(err, GpukitError), f"{what}: gave {out!r} / {err!r} (was: {where})"
 
 
-@pytest.mark.xfail(strict=True, reason="gpukit/ops/reslicer.py Reslicer.reslice allocates its output buffer before "
-                                       "any check_work: a huge plane is a numpy MemoryError (or a huge allocation)")
 def test_reslicer_refuses_planes_over_the_limits_before_allocating():
     vol = _small()
     rs = gpukit.Reslicer(vol, backend="numpy")

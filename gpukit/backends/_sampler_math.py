@@ -16,6 +16,12 @@ docstring) with the same float64 expressions in the same order:
 * :func:`_nearest`: ``floor(x + 0.5)``, rescaled with its slice's rescale;
 * :func:`_ray_combine`: one projection ray, clipped, read and combined (the
   ``project`` kernels of both targets are a loop over rays calling it);
+* the "fast" precision (:data:`gpukit.backends.codes.PRECISIONS`): :func:`_fast_axis`,
+  :func:`_blend4_f32`, :func:`_fast_value` (float32 weights and blends of the
+  stored values, one rescale per output value), :func:`_linear_fast` (one
+  sample of them), :func:`_row_inside` / :func:`_row_range` (the inside columns
+  of an output row, with the exact test); the error bound is stated in
+  :mod:`gpukit.backends.numba.sampler`;
 * :func:`_ray_range`: the first and last step ``s`` of a ray whose sample is
   inside (an analytic estimate per axis, :func:`_axis_window`, then refined
   with the exact test, which is monotone along a ray because each coordinate
@@ -34,8 +40,8 @@ docstring) with the same float64 expressions in the same order:
   :data:`~gpukit.backends.codes.MODES`, never with literals; ``kernels/gpukit_common.cuh``
   restates these helpers for CUDA C++ (``gk_combine_*``).
 
-Only ``math`` and arithmetic on scalars and 1-D array reads (no numpy calls,
-no allocation), so they compile for both targets. ``fastmath`` stays off; the
+Only ``math`` and arithmetic on scalars and 1-D array reads (no numpy calls but
+``np.float32`` casts, no allocation), so they compile for both targets. ``fastmath`` stays off; the
 CUDA kernels also compile with FMA contraction off (see ``nbcuda_kernels``),
 so ``a * b + c`` rounds twice on both targets, as in numpy.
 
@@ -47,6 +53,8 @@ editing this file, delete the ``*.nbi``/``*.nbc`` files under
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from ._jit import njit
 from .codes import MODES
@@ -250,6 +258,124 @@ def _ray_combine(flat, nx, ny, nz, slopes, intercepts, uniform, linear, bx, by, 
     return combine_finish(acc, hi - lo + 1, mode, fill)
 
 
+# -- the "fast" precision (codes.PRECISIONS): float32 weights and blends ---------------------------------------
+# Coordinates stay the float64 expression of the exact path (so the inside test, the clamping and nearest's
+# ``floor(x + 0.5)`` are the reference's, bit for bit); what changes is the read and the blend of the eight
+# neighbours: the lower corner is ``min(floor(x), n - 2)`` (an edge point then blends with weight exactly 1, so
+# the eight reads need no per-axis clamp: fixed strides ``di, dj, dk``, 0 on an axis of length 1), the weights
+# are float32, the stored integers are read once as float32 and blended in float32, and the rescale is applied
+# once to the blended value (uniform rescale) or to the two slices' float32 blends in float64 (per slice).
+# Error bound: see :mod:`gpukit.backends.numba.sampler` (``FAST_BOUND``).
+
+@njit(inline="always", **_JIT)
+def _fast_axis(x, hi, nm2):
+    """``(i0, f)`` of the fast trilinear read on one axis: ``x`` clamped to ``[0, hi]`` (``hi = n - 1``),
+    ``i0 = min(floor(x), nm2)`` with ``nm2 = max(n - 2, 0)``, ``f = float32(x - i0)`` (``x - i0`` is exact in
+    float64: it is the fraction bits of ``x``, or 1 at ``x = n - 1``; the one rounding is to float32)."""
+    if x < 0.0:
+        x = 0.0
+    if x > hi:
+        x = hi
+    i0 = int(x)
+    if i0 > nm2:
+        i0 = nm2
+    return i0, np.float32(x - i0)
+
+
+@njit(inline="always", **_JIT)
+def _blend4_f32(flat, o, di, dj, fx, fy):
+    """float32 bilinear blend of the four stored values ``flat[o], [o + di], [o + dj], [o + dj + di]``."""
+    a = np.float32(flat[o])
+    c0 = a + (np.float32(flat[o + di]) - a) * fx
+    a = np.float32(flat[o + dj])
+    c1 = a + (np.float32(flat[o + dj + di]) - a) * fx
+    return c0 + (c1 - c0) * fy
+
+
+@njit(inline="always", **_JIT)
+def _fast_value(p0, p1, fz, k0, k1, slopes, intercepts, uniform):
+    """float64 rescaled value of the two slices' float32 blends ``p0`` (slice ``k0``) and ``p1`` (``k1``):
+    uniform rescale: the float32 blend along z, rescaled once; per slice: each rescaled in float64, then blended."""
+    if uniform:
+        return float(p0 + (p1 - p0) * fz) * slopes[0] + intercepts[0]
+    h0 = float(p0) * slopes[k0] + intercepts[k0]
+    h1 = float(p1) * slopes[k1] + intercepts[k1]
+    return h0 + (h1 - h0) * float(fz)
+
+
+@njit(inline="always", **_JIT)
+def _row_inside(c, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, xl, yl, zl, eps):
+    """The exact inside test of the sample at column ``c`` of the output row ``(r, s)``: its coordinates
+    ``((a00 * c + a01 * r) + a02 * s) + b0`` (and y, z) with ``pr0 = a01 * r``, ``qs0 = a02 * s`` precomputed --
+    the reference's expression and order, so the same float64 numbers."""
+    x = ((a00 * c + pr0) + qs0) + b0
+    y = ((a10 * c + pr1) + qs1) + b1
+    z = ((a20 * c + pr2) + qs2) + b2
+    return _inside(x, y, z, xl, yl, zl, eps)
+
+
+@njit(inline="always", **_JIT)
+def _window_recip(p, d, dinv, lim, eps, lo, hi):
+    """:func:`_axis_window` with ``dinv = 1 / d`` given (no division: an estimate, refined exactly by the caller)."""
+    if d == 0.0:
+        if p < -eps or p > lim:
+            return 1.0, -10.0
+        return lo, hi
+    ta = (-eps - p) * dinv
+    tb = (lim - p) * dinv
+    if ta > tb:
+        ta, tb = tb, ta
+    return max(lo, ta), min(hi, tb)
+
+
+@njit(inline="always", **_JIT)
+def _recip(d):
+    """``1 / d``, or 0 for ``d = 0`` (:func:`_window_recip` then ignores it)."""
+    return 1.0 / d if d != 0.0 else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _row_range(a00, a10, a20, i00, i10, i20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, c0, c1, xl, yl, zl, eps):
+    """``(lo, hi)``: the first and last column ``c`` in ``[c0, c1)`` of output row ``(r, s)`` whose sample is inside
+    (``hi < lo``: none), in the terms of :func:`_row_inside`; ``i00 = _recip(a00)`` and so on.
+
+    Each coordinate is a monotone function of ``c`` in floating point (a product by a constant, then sums, each
+    rounded monotonically), so the inside columns form one interval: an analytic estimate (:func:`_axis_window`)
+    widened by two columns, then refined with the exact test, as :func:`_ray_range` does along a ray.
+    """
+    lo_f, hi_f = _window_recip((pr0 + qs0) + b0, a00, i00, xl, eps, c0 - 1.0, float(c1))
+    lo_f, hi_f = _window_recip((pr1 + qs1) + b1, a10, i10, yl, eps, lo_f, hi_f)
+    lo_f, hi_f = _window_recip((pr2 + qs2) + b2, a20, i20, zl, eps, lo_f, hi_f)
+    lo = c0
+    hi = c0 - 1
+    if lo_f <= hi_f + 4.0:
+        lo = max(c0, int(math.ceil(lo_f)) - 2)
+        hi = min(c1 - 1, int(math.floor(hi_f)) + 2)
+        while lo <= hi and not _row_inside(lo, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, xl, yl,
+                                           zl, eps):
+            lo += 1
+        while hi >= lo and not _row_inside(hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, xl, yl,
+                                           zl, eps):
+            hi -= 1
+    return lo, hi
+
+
+@njit(inline="always", **_JIT)
+def _linear_fast(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z):
+    """:func:`_linear` at the "fast" precision (one sample; the CPU kernels run the same steps by rows)."""
+    i0, fx = _fast_axis(x, nx - 1.0, max(nx - 2, 0))
+    j0, fy = _fast_axis(y, ny - 1.0, max(ny - 2, 0))
+    k0, fz = _fast_axis(z, nz - 1.0, max(nz - 2, 0))
+    di = 1 if nx > 1 else 0
+    dj = nx if ny > 1 else 0
+    dk = nx * ny if nz > 1 else 0
+    o = (k0 * ny + j0) * nx + i0
+    p0 = _blend4_f32(flat, o, di, dj, fx, fy)
+    p1 = _blend4_f32(flat, o + dk, di, dj, fx, fy)
+    return _fast_value(p0, p1, fz, k0, k0 + 1 if nz > 1 else k0, slopes, intercepts, uniform)
+
+
 __all__ = ["_clamp", "_linear", "_nearest", "_inside", "_axis_window", "_ray_range", "_ray_combine", "MODE_NONE",
            "MODE_MAX", "MODE_MIN", "MODE_MEAN", "combine_init", "combine_step", "combine_finish", "combine_selects",
-           "combine_mirror", "combine_skips"]
+           "combine_mirror", "combine_skips", "_fast_axis", "_blend4_f32", "_fast_value", "_linear_fast",
+           "_row_inside", "_row_range", "_recip"]

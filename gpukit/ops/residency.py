@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import InvalidParameterError, ParameterTypeError
 
 from ..backends import get_backend
-from ..backends.codes import BRICK_SKIPPING
+from ..backends.codes import BRICK_SKIPPING, PRECISIONS
+from .validate import check_volume, real
 
 _extrema_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _brick_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -37,6 +38,7 @@ def _host_data(volume, be) -> "np.ndarray":
     do not upload it again (:func:`clear_caches` forgets it; ``Volume.to`` makes the residency explicit).
     A device array given to a host backend is a ``TypeError`` that names the explicit copy to make.
     """
+    check_volume(volume, "this operation")
     data = volume.data
     if not be.owns(data):
         if be.location == "device":
@@ -146,12 +148,21 @@ def _nearest_dtype(volume, data, be, fill: float) -> type:
     return np.float32
 
 
+def _check_precision(precision) -> str:
+    """``precision`` if it is one of :data:`gpukit.backends.codes.PRECISIONS`, else InvalidParameterError."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise InvalidParameterError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, "
+                                    f"got {precision!r}")
+    return precision
+
+
 def _fill_value(volume, data, be, fill) -> float:
     if fill is None:
         return _hu_range(volume, data, be)[0]
-    f = float(fill)
-    if np.isnan(f):
-        raise InvalidParameterError("fill must be a number, not NaN")
+    f = real(fill, "fill")
+    if abs(f) > float(np.finfo(np.float32).max):
+        raise InvalidParameterError(f"fill must fit the float32 output (|fill| <= {np.finfo(np.float32).max:.3g}), "
+                                    f"got {fill!r}")
     return f
 
 

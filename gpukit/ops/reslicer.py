@@ -7,13 +7,13 @@ import time
 
 import numpy as np
 
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, ParameterTypeError
 
 from ..backends import get_backend, resolve_name
 from ..backends.codes import BRICKED_LAYOUT, CONCURRENT_CALLS, FUSED_WINDOW
 from ..planes import Plane
-from .residency import _fill_value, _host_data
-from .validate import _apply_window, _check_interp, _window_stage, index_map
+from .residency import _check_precision, _fill_value, _host_data
+from .validate import _apply_window, _check_interp, _window_stage, check_work, index_map
 
 #: the Reslicer keeps a bricked copy of volumes larger than this (numba backend, layout="auto")
 BRICKED_MIN_BYTES = 8 << 20
@@ -59,8 +59,8 @@ class Reslicer:
     (``layout="auto"``: over 8 MiB), the Reslicer keeps its own copy of the
     stored values in 4x4x4 bricks: an oblique plane then reads about one
     cache line per sample instead of four, which is what limits reslicing a
-    large volume (same values, bit for bit; costs one more copy of the
-    volume in memory and a pass at construction).
+    large volume (same values as the plain layout at the same precision; costs one more copy of the volume in
+    memory and a pass at construction).
 
     Parameters
     ----------
@@ -71,6 +71,10 @@ class Reslicer:
     window : (center, width), optional
         When given, :meth:`reslice` returns uint8 (DICOM LINEAR window).
     layout : "auto", "bricked" or "plain"
+    precision : "fast" (default) or "exact"
+        "fast" uses the backend's float32 sampler where it has one (capability ``FAST_PRECISION``: numba), within
+        the error bound its kernels state (see :func:`gpukit.resample`); "exact" the float64 arithmetic of the
+        numpy reference (bit for bit on numba, plain or bricked).
 
     Attributes
     ----------
@@ -88,8 +92,9 @@ class Reslicer:
     """
 
     def __init__(self, volume, backend: str | None = None, interp: str = "linear", fill: float | None = None,
-                 window: tuple[float, float] | None = None, layout: str = "auto"):
+                 window: tuple[float, float] | None = None, layout: str = "auto", precision: str = "fast"):
         self.volume = volume
+        self.precision = _check_precision(precision)
         self.backend = resolve_name(backend, volume)
         self.interp = _check_interp(interp)
         self.window = window
@@ -125,10 +130,16 @@ class Reslicer:
         backend that has the fused stage, sampling, rescale and window are one pass.
         """
         t0 = time.perf_counter()
+        if not isinstance(plane, Plane):
+            raise ParameterTypeError(f"Reslicer.reslice needs a Plane (e.g. Plane.oblique(...)), got {plane!r}")
         nr, nc = plane.shape
+        check_work(float(nr) * nc, (nr, nc), 4, "Reslicer.reslice")
         fused = self.window is not None and self._be.has(FUSED_WINDOW)
         stage = _window_stage(self.window) if fused else None
         want = np.dtype(np.uint8) if self.window is not None else np.dtype(np.float32)
+        if out is not None and not self._be.owns(out):
+            raise ParameterTypeError(f"out must be an array of the {self.backend!r} backend's kind, got "
+                                     f"{type(out).__name__}")
         if out is not None and (tuple(out.shape) != (nr, nc) or out.dtype != want or not out.flags.c_contiguous):
             raise InvalidParameterError(f"out must be a C-contiguous {want} array of shape {(nr, nc)}")
         if out is not None and (fused or self.window is None):
@@ -145,10 +156,11 @@ class Reslicer:
         with getattr(self, "_serial", _NO_LOCK):
             if self._bricked is not None:
                 self._be.sample_grid_bricked(self._bricked, self._data.shape, self._slopes, self._intercepts, A, b,
-                                             (1, nr, nc), self.interp, self.fill, buf, window=stage)
+                                             (1, nr, nc), self.interp, self.fill, buf, window=stage,
+                                             precision=self.precision)
             else:
                 self._be.sample_grid(self._data, self._slopes, self._intercepts, A, b, (1, nr, nc), "none",
-                                     self.interp, self.fill, buf, window=stage)
+                                     self.interp, self.fill, buf, window=stage, precision=self.precision)
         img = buf[0]
         if self.window is not None and not fused:
             img = _apply_window(img, self.window, self._be)

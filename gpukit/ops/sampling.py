@@ -39,17 +39,18 @@ from .. import geometry
 from ..backends import get_backend
 from ..backends.codes import BRICK_SKIPPING, FUSED_WINDOW
 from .reslicer import BRICKED_MIN_BYTES, Reslicer  # noqa: F401  (re-exported)
-from .residency import _bricks, _fill_value, _host_data, _nearest_dtype, clear_caches, default_fill
+from .residency import (_bricks, _check_precision, _fill_value, _host_data, _nearest_dtype, clear_caches,
+                        default_fill)
 from .validate import (INTERPS, LIMITS, PROJECTION_MODES, SNAP, _apply_window, _check_interp,  # noqa: F401
-                       _check_mode, _grid_shape, _volume_meta, _window_stage, check_work, index_map, set_limits,
-                       steps)
+                       _check_mode, _grid_shape, _volume_meta, _window_stage, check_volume, check_work, index_map,
+                       positive_mm, real, set_limits, steps, whole)
 from ..planes import Plane, axis_rotation, cylinder_radius, extent_along, NAMED_AXES, NAMED_POSITION_AXIS
 
 
 # -- host-side helpers --------------------------------------------------------------------------------
 
 
-def _project_grid(be, volume, data, A, b, grid, mode, interp, fill, out):
+def _project_grid(be, volume, data, A, b, grid, mode, interp, fill, out, precision="exact"):
     """Run a max/min/mean projection, with empty-space skipping where the backend has it.
 
     The brick grid costs about one pass over the volume: it is built for
@@ -61,13 +62,14 @@ def _project_grid(be, volume, data, A, b, grid, mode, interp, fill, out):
         bricks = _bricks(volume, data, be, build=big)
         if bricks is not None:
             return be.sample_grid(data, volume.slopes, volume.intercepts, A, b, grid, mode, interp, fill, out,
-                                  bricks=bricks)
-    return be.sample_grid(data, volume.slopes, volume.intercepts, A, b, grid, mode, interp, fill, out)
+                                  bricks=bricks, precision=precision)
+    return be.sample_grid(data, volume.slopes, volume.intercepts, A, b, grid, mode, interp, fill, out,
+                          precision=precision)
 
 
 # -- resample and reslice ----------------------------------------------------------------------------------
 def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fill: float | None = None,
-             backend: str | None = None):
+             backend: str | None = None, precision: str = "fast"):
     """Resample ``volume`` onto any regular grid; the result is a new :class:`~gpukit.Volume` in HU.
 
     Parameters
@@ -83,6 +85,11 @@ def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fi
         Value of output points outside the volume; default the volume's
         lowest rescaled value (air for CT).
     backend : str, optional
+    precision : "fast" (default) or "exact"
+        "fast" lets a backend with a float32 sampler (capability ``FAST_PRECISION``: numba) use it, within the
+        error bound its kernels state (numba, 8/16-bit stored values: trilinear within ``FAST_BOUND`` of the
+        float64 result, about 0.001 HU for CT; nearest identical); "exact" is the float64 arithmetic of the numpy
+        reference. Backends without the fast path compute "exact" either way.
 
     Returns
     -------
@@ -106,6 +113,7 @@ def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fi
     (dtype('float32'), 20.2)
     """
     _check_interp(interp)
+    _check_precision(precision)
     shp = _grid_shape(shape, 3, "shape")
     check_work(np.prod([float(x) for x in shp]), shp, 4, "resample")
     be = get_backend(backend, volume)
@@ -114,7 +122,7 @@ def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fi
     A, b = index_map(volume.affine, affine)
     dtype = np.float32 if interp == "linear" else _nearest_dtype(volume, data, be, f)
     out = be.xp.empty(shp, dtype=dtype)
-    be.sample_grid(data, volume.slopes, volume.intercepts, A, b, shp, "none", interp, f, out)
+    be.sample_grid(data, volume.slopes, volume.intercepts, A, b, shp, "none", interp, f, out, precision=precision)
     from ..volume import Volume
 
     return Volume(out, np.asarray(affine, dtype=np.float64), _volume_meta(volume, derived="resampled"),
@@ -122,12 +130,14 @@ def resample(volume, affine, shape: Sequence[int], *, interp: str = "linear", fi
 
 
 def reslice(volume, plane: Plane, *, interp: str = "linear", fill: float | None = None,
-            window: tuple[float, float] | None = None, backend: str | None = None) -> np.ndarray:
+            window: tuple[float, float] | None = None, backend: str | None = None,
+            precision: str = "fast") -> np.ndarray:
     """The volume sampled on a :class:`~gpukit.Plane`: a 2-D ``(nrows, ncols)`` image.
 
     ``resample`` with a one-slice grid built from the plane. Returns float32
     HU, or uint8 when ``window=(center, width)`` is given (DICOM LINEAR window
-    applied to the HU image).
+    applied to the HU image). ``precision``: "fast" (default; float32 sampler
+    where the backend has one, see :func:`resample`) or "exact".
 
     Examples
     --------
@@ -142,6 +152,7 @@ def reslice(volume, plane: Plane, *, interp: str = "linear", fill: float | None 
     if not isinstance(plane, Plane):
         raise ParameterTypeError(f"plane must be a gpukit.Plane (e.g. Plane.axial(volume)), got {type(plane).__name__}")
     _check_interp(interp)
+    _check_precision(precision)
     nr, nc = plane.shape
     check_work(float(nr) * nc, (nr, nc), 4, "reslice")
     be = get_backend(backend, volume)
@@ -152,9 +163,10 @@ def reslice(volume, plane: Plane, *, interp: str = "linear", fill: float | None 
     if window is not None and be.has(FUSED_WINDOW):     # rescale, sample and window in one pass
         out = be.xp.empty((1, nr, nc), dtype=np.uint8)
         be.sample_grid(data, volume.slopes, volume.intercepts, A, b, (1, nr, nc), "none", interp, f, out,
-                       window=_window_stage(window))
+                       window=_window_stage(window), precision=precision)
         return out[0]
-    be.sample_grid(data, volume.slopes, volume.intercepts, A, b, (1, nr, nc), "none", interp, f, out)
+    be.sample_grid(data, volume.slopes, volume.intercepts, A, b, (1, nr, nc), "none", interp, f, out,
+                   precision=precision)
     img = out[0]
     if window is not None:
         return _apply_window(img, window, be)
@@ -189,7 +201,7 @@ def _slice_positions(volume) -> np.ndarray:
 
 
 def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear", fill: float | None = None,
-               backend: str | None = None):
+               backend: str | None = None, precision: str = "fast"):
     """The volume on a regular, unsheared grid (:func:`regular_grid`): untilts a tilted CT, evens irregular slices.
 
     A sheared (tilted) volume is one :func:`resample`. A series loaded with
@@ -197,6 +209,8 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
     ``meta["slice_positions_lps"]``) is resampled slice by slice: each output
     slice blends the two input slices that bracket it along the normal, at
     their true positions (linear), or takes the nearer one (nearest).
+
+    ``precision``: "fast" (default) or "exact", as in :func:`resample`.
 
     Returns
     -------
@@ -213,10 +227,11 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
     ((5, 2, 2), [0.0, 4.0, 8.0, 10.0, 12.0])
     """
     _check_interp(interp)
+    _check_precision(precision)
     aff, shape = regular_grid(volume, spacing_mm)
     true = volume.meta.get("slice_positions_lps")
     if true is None or volume.shape[0] < 2:
-        return resample(volume, aff, shape, interp=interp, fill=fill, backend=backend)
+        return resample(volume, aff, shape, interp=interp, fill=fill, backend=backend, precision=precision)
     pos = _slice_positions(volume)
     be = get_backend(backend, volume)
     data = _host_data(volume, be)
@@ -243,7 +258,7 @@ def regularize(volume, spacing_mm: float | None = None, *, interp: str = "linear
         plane_aff[:3, 3] = aff[:3, 3] + s * aff[:3, 2]
         A, b = index_map(pair_aff, plane_aff)
         be.sample_grid(pair, slopes[[k0, k1]], intercepts[[k0, k1]], A, b, (1,) + shape[1:], "none", interp, f,
-                       out[s:s + 1])
+                       out[s:s + 1], precision=precision)
     from ..volume import Volume
 
     return Volume(out, aff, _volume_meta(volume, derived="regularized"), backend=volume.backend)
@@ -268,9 +283,8 @@ def _aligned_axes(affine: np.ndarray) -> list[tuple[int, float]] | None:
 def _slab_range(n: int, spacing: float, thickness_mm: float | None) -> tuple[int, int]:
     if thickness_mm is None:
         return 0, n
-    if not thickness_mm >= 0:
-        raise InvalidParameterError(f"thickness_mm must be >= 0, got {thickness_mm}")
-    m = int(min(n, np.floor(float(thickness_mm) / spacing + 1e-6) + 1))
+    thickness_mm = positive_mm(thickness_mm, "thickness_mm", zero=True)
+    m = int(min(n, np.floor(thickness_mm / spacing + 1e-6) + 1))
     lo = (n - m) // 2
     return lo, lo + m
 
@@ -288,22 +302,18 @@ def _project_axis(volume, axis: int, mode: str, thickness_mm, be) -> np.ndarray:
 
 
 def _plane_grid(volume, plane: Plane, thickness_mm, step_mm) -> tuple[np.ndarray, int]:
-    step = float(min(volume.spacing)) if step_mm is None else float(step_mm)
-    if not step > 0 or not np.isfinite(step):
-        raise InvalidParameterError(f"step_mm must be a positive number, got {step_mm}")
+    step = float(min(volume.spacing)) if step_mm is None else positive_mm(step_mm, "step_mm")
     if thickness_mm is None:
         dmin, dmax = extent_along(volume, plane.center, plane.normal)
         ns = steps(dmax - dmin, step, "a full projection")
         return plane.grid_affine(ns, step, first_mm=dmin), ns
-    if not thickness_mm >= 0:
-        raise InvalidParameterError(f"thickness_mm must be >= 0, got {thickness_mm}")
-    ns = steps(float(thickness_mm), step, "a slab")
+    ns = steps(positive_mm(thickness_mm, "thickness_mm", zero=True), step, "a slab")
     return plane.grid_affine(ns, step), ns
 
 
 def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: str = "max",
             thickness_mm: float | None = None, interp: str = "linear", step_mm: float | None = None,
-            fill: float | None = None, backend: str | None = None) -> np.ndarray:
+            fill: float | None = None, backend: str | None = None, precision: str = "fast") -> np.ndarray:
     """Maximum, minimum or mean intensity projection (MIP, MinIP, AvgIP), full or as a thick slab.
 
     Parameters
@@ -329,6 +339,8 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     interp : "linear" or "nearest" (sampler path only)
     fill : value of rays that miss the volume (sampler path); default the
         lowest rescaled value.
+    precision : "fast" (default) or "exact": the sampler path's arithmetic (see :func:`resample`); the array-axis
+        paths are exact either way.
 
     Returns
     -------
@@ -337,6 +349,7 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     """
     _check_mode(mode)
     _check_interp(interp)
+    _check_precision(precision)
     be = get_backend(backend, volume)
     if isinstance(plane_or_axis, (int, np.integer)) and not isinstance(plane_or_axis, bool):
         axis = int(plane_or_axis)
@@ -363,7 +376,7 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     check_work(float(ns) * nr * nc, (nr, nc), 4, "project")
     A, b = index_map(volume.affine, aff)
     out = be.xp.empty((nr, nc), np.float32)
-    _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, out)
+    _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, out, precision)
     return out
 
 
@@ -389,7 +402,7 @@ def _project_named_fast(volume, name, plane, aligned, mode, thickness_mm, be) ->
 
 def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z", *, mode: str = "max",
                  shape: Sequence[int] | None = None, spacing: float | None = None, interp: str = "linear",
-                 fill: float | None = None, backend: str | None = None) -> np.ndarray:
+                 fill: float | None = None, backend: str | None = None, precision: str = "fast") -> np.ndarray:
     """Projections of the whole volume from ``n_angles`` directions spinning about ``axis``.
 
     Frame ``n`` looks along the view direction turned by ``360 * n / n_angles``
@@ -405,6 +418,7 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
     sit at whole steps from the centre, so frame 0 of an axis-aligned volume
     with an odd number of columns samples exactly its voxel centres (frame 0
     then equals ``project(volume, "coronal")`` padded left and right).
+    ``precision``: "fast" (default) or "exact", as in :func:`resample`.
 
     Returns
     -------
@@ -412,22 +426,27 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
     """
     _check_mode(mode)
     _check_interp(interp)
-    n_angles = int(n_angles)
-    if n_angles < 1:
-        raise InvalidParameterError(f"n_angles must be >= 1, got {n_angles}")
+    _check_precision(precision)
+    check_volume(volume, "rotating_mip")
+    n_angles = whole(n_angles, "n_angles")
     if isinstance(axis, str):
         key = axis.lower()
         if key not in ("x", "y", "z"):
             raise InvalidParameterError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}")
         a = np.eye(3)["xyz".index(key)]
     else:
-        a = np.asarray(axis, dtype=np.float64).reshape(3)
+        try:
+            a = np.asarray([real(x, "axis") for x in axis], dtype=np.float64)
+        except TypeError:
+            raise ParameterTypeError(f"axis must be 'x', 'y', 'z' or a 3-vector, got {axis!r}") from None
+        if a.shape != (3,) or not np.linalg.norm(a) > 0 or not np.isfinite(np.linalg.norm(a)):
+            raise InvalidParameterError(f"axis must be 'x', 'y', 'z' or a non-zero 3-vector, got {axis!r}")
         a = a / np.linalg.norm(a)
     v = -a
     e = np.eye(3)[0] if abs(v[0]) < 0.9 else np.eye(3)[1]
     u0 = e - (e @ v) * v
     u0 /= np.linalg.norm(u0)
-    step = float(min(volume.spacing)) if spacing is None else float(spacing)
+    step = float(min(volume.spacing)) if spacing is None else positive_mm(spacing, "spacing")
     center = np.asarray(volume.center, dtype=np.float64)
     half = int(np.ceil(cylinder_radius(volume, a) / step - 1e-6))   # pixels and ray samples at whole steps
     if shape is None:
@@ -444,7 +463,7 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
         R = axis_rotation(a, 360.0 * n / n_angles)
         plane = Plane(center, R @ u0, v, (nr, nc), (step, step))
         A, b = index_map(volume.affine, plane.grid_affine(ns, step))
-        _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, frames[n])
+        _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, frames[n], precision)
     return frames
 
 

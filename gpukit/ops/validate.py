@@ -97,6 +97,39 @@ def steps(length_mm: float, step_mm: float, what: str) -> int:
     return int(n)
 
 
+def real(v, name: str) -> float:
+    """``v`` as a finite float: a real number (not a bool, a string or a complex), or an error naming it."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ParameterTypeError(f"{name} must be a number, got {v!r}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise InvalidParameterError(f"{name} must be finite, got {v!r}")
+    return f
+
+
+def positive_mm(v, name: str, *, zero: bool = False) -> float:
+    """A length in mm: finite and > 0 (``zero``: >= 0)."""
+    f = real(v, name)
+    if not (f >= 0 if zero else f > 0):
+        raise InvalidParameterError(f"{name} must be {'>= 0' if zero else 'positive'} (mm), got {v!r}")
+    return f
+
+
+def whole(v, name: str, minimum: int = 1) -> int:
+    """A count: a whole number (an integral float is accepted) >= ``minimum``."""
+    f = real(v, name)
+    if f != math.floor(f) or f < minimum:
+        raise InvalidParameterError(f"{name} must be a whole number >= {minimum}, got {v!r}")
+    return int(f)
+
+
+def check_volume(volume, what: str) -> None:
+    """A :class:`gpukit.Volume` (duck-typed: data, affine, meta, slopes), or an error that says how to make one."""
+    if isinstance(volume, np.ndarray) or not all(hasattr(volume, a) for a in ("data", "affine", "meta", "slopes")):
+        raise ParameterTypeError(f"{what} needs a gpukit.Volume, got {type(volume).__name__}; wrap an array as "
+                                 "gpukit.Volume(data, affine) or load one with gpukit.load(path)")
+
+
 def _grid_shape(shape, n: int, name: str) -> tuple[int, ...]:
     """``shape`` as ``n`` whole numbers >= 1 (floats with whole values are accepted), or an error naming it."""
     shp: list[int] = []

@@ -171,19 +171,25 @@ class CudaKernels:
         """``((slopes, intercepts) on the device, (the same on the host))``, vectors of length ``n`` in ``dtype``
         (float64; float32 for the fast sampler: the float64 values rounded to nearest).
 
-        Both go up in one copy, and uploads are cached by content (per device and dtype): a resident volume's
-        rescale table is uploaded once, not once per operation.
+        Both go up in one copy, and uploads are cached by content (per device): a resident volume's
+        rescale table is uploaded once, not once per operation; the float32 table is converted from the float64
+        one on the device (round to nearest, as numpy's ``astype``), so it costs no upload either.
         """
         host = np.ascontiguousarray(np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), (n,))
-                                              for v in (slopes, intercepts)]).astype(dtype))
-        key = (self.launcher.device_id(), host.dtype.str, host.tobytes())
+                                              for v in (slopes, intercepts)]))
+        key = (self.launcher.device_id(), host.tobytes())
+        dt = np.dtype(dtype)
         with self._cache_lock:
-            dev = self._uploads.pop(key, None)
-            if dev is None:
-                dev = self._device(host, host.dtype)
-            self._uploads[key] = dev                   # most recently used last
+            tables = self._uploads.pop(key, None)
+            if tables is None:
+                tables = {np.dtype(np.float64): self._device(host, np.float64)}
+            if dt not in tables:     # the float32 table is converted on the device: no second upload
+                tables[dt] = tables[np.dtype(np.float64)].astype(dt)
+            self._uploads[key] = tables                # most recently used last
             while len(self._uploads) > self.upload_cache_entries:
                 self._uploads.pop(next(iter(self._uploads)))
+        dev = tables[dt]
+        host = host.astype(dt, copy=False)
         return (dev[0], dev[1]), (host[0], host[1])
 
     def _slices(self, nz: int, per_slice: int):

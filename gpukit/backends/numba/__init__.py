@@ -16,7 +16,8 @@ from ..contract import HostBackend, ModuleKernels
 class NumbaBackend(HostBackend):
     name = "numba"
     dependencies = ("numba>=0.59",)
-    static_capabilities = frozenset({codes.BRICKED_LAYOUT, codes.BRICK_SKIPPING, codes.FUSED_WINDOW})
+    static_capabilities = frozenset({codes.BRICKED_LAYOUT, codes.BRICK_SKIPPING, codes.FUSED_WINDOW,
+                                     codes.FAST_PRECISION})
 
     def __init__(self):
         self._kernels = None
