@@ -131,6 +131,8 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
     """
     from .. import dicom
     from ..dicom.load import build_volume
+    from ..dicom.pixels import _stored_dtype
+    from ..ops.warm import warm_up
     from .outputs import produce
     from .recipe import parse_recipe
 
@@ -164,7 +166,14 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
             rec["device"] = dev
         # on a device backend the series is read straight to the device (or uploaded once): every output is
         # computed there and only the results cross back, at the writers
-        vol = build_volume(info, backend=rec["backend"])
+        # this worker's kernels load (or compile) while the series is read; the warm-up ends before any kernel
+        # of the series runs (two threads must not run Numba's parallel kernels at once on its workqueue layer)
+        warm = warm_up(rec["backend"], _stored_dtype(info.frames[0])) if info.frames else None
+        try:
+            vol = build_volume(info, backend=rec["backend"])
+        finally:
+            if warm is not None:
+                warm.join()
         rec["timings_s"]["decode"] = time.perf_counter() - t1
         rec["shape"] = list(vol.shape)
         with write_token(token):
