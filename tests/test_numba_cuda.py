@@ -53,7 +53,7 @@ def test_unavailable_here_names_what_is_missing():
     assert resolve_name("auto") != "numba-cuda"
     row = next(r for r in backend_report() if r["name"] == "numba-cuda")
     assert row == {"name": "numba-cuda", "available": False, "missing": missing, "location": "device", "auto": True,
-                   "capabilities": ["concurrent_calls"]}
+                   "capabilities": ["concurrent_calls", "fast_precision"]}
     # the kernels are reachable through the backend (imported on first use); capabilities it lacks are refused
     be = numba_cuda_backend.BACKEND
     assert callable(be.kernels().sample_grid) and not be.has("brick_skipping")
@@ -208,7 +208,11 @@ def test_kernels_call_the_shared_njit_helpers():
     assert nb_sampler._linear is _sampler_math._linear and nb_sampler._ray_range is _sampler_math._ray_range
     for name in ("combine_init", "combine_step", "combine_finish", "combine_selects", "combine_mirror"):
         assert getattr(K, "_" + name) is getattr(_sampler_math, name)      # the combine rule: once, both targets
-        assert getattr(nb_sampler, name) is getattr(_sampler_math, name)
+        if name in ("combine_init", "combine_step", "combine_finish") or hasattr(nb_sampler, name):
+            assert getattr(nb_sampler, name) is getattr(_sampler_math, name)
+    for name in ("_fast_axis", "_blend4_f32", "_fast_value", "_linear_fast"):     # the fast precision too
+        assert getattr(K, name) is getattr(_sampler_math, name)
+    assert nb_sampler._fast_axis is _sampler_math._fast_axis and nb_sampler._blend4_f32 is _sampler_math._blend4_f32
     assert nb_sampler._ray_combine is _sampler_math._ray_combine
 
 

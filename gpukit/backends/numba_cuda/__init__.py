@@ -77,7 +77,9 @@ class NumbaCudaBackend(Backend):
     name = "numba-cuda"
     location = "device"
     dependencies = ("numba-cuda>=0.10", "a CUDA device")
-    static_capabilities = frozenset({codes.CONCURRENT_CALLS})
+    #: FAST_PRECISION: ``sample_grid(..., precision="fast")`` runs the float32 trilinear kernels
+    #: (``kernels.resample_fast`` / ``project_fast``) for 8- and 16-bit integer stored values
+    static_capabilities = frozenset({codes.CONCURRENT_CALLS, codes.FAST_PRECISION})
 
     def is_available(self) -> bool:
         return is_available()

@@ -30,7 +30,28 @@ Kernels (arrays are device arrays; 1-D ones are C-order views of the volume):
   shared ``_ray_combine`` (the ray clipped to the volume by ``_ray_range``:
   exactly the samples the inside test accepts, so its loop needs no test);
 * ``axis``: axis-aligned max/min/mean, one thread per output pixel, the same
-  arithmetic as the numpy reference's ``project_axis``.
+  arithmetic as the numpy reference's ``project_axis``;
+* ``resample_fast`` / ``project_fast``: trilinear at ``precision="fast"``
+  (below), the same threads as ``resample`` / ``project``.
+
+Fast precision (:data:`gpukit.backends.codes.PRECISIONS`, capability
+``FAST_PRECISION``; 8- and 16-bit integer stored values, :data:`FAST_KINDS`).
+The Numba CPU backend's float32 sampler, per sample, with its helpers
+(``_fast_axis``, ``_blend4_f32``, ``_fast_value``, ``_linear_fast``) and so
+its error bound (``gpukit.backends.numba.sampler.fast_bound``):
+coordinates are the reference's float64 expression per sample (so the
+inside test, hence the fill, is the reference's; each thread clips its ray
+once with ``_ray_range`` instead of testing each sample), the weights
+float32, the eight stored values read as float32 and blended in float32;
+the rescale is float64, once per output value (mode none; per slice: the
+two slices' blends). Projections with a uniform rescale combine the raw
+float32 blends (max / min in float32, mirrored for a negative slope;
+mean summed in float64) and rescale once per ray. What stays float64 per
+sample: the three coordinates (``mul``/``add``), the clamp, ``floor`` and
+fraction of ``_fast_axis`` (then one ``cvt`` to float32 each), and the
+per-output rescale (mode none, and projections with a per-slice rescale);
+the tests count the PTX's ``.f64`` instructions. Nearest has no fast
+kernel: the exact one is already what "fast" promises (equal values).
 
 Mode codes are :data:`gpukit.backends.codes.MODES`; the kernels never compare
 them with literals (the ``combine_*`` helpers do).
@@ -104,6 +125,10 @@ _combine_step = _device(_sm.combine_step)
 _combine_finish = _device(_sm.combine_finish)
 _combine_selects = _device(_sm.combine_selects)
 _combine_mirror = _device(_sm.combine_mirror)
+_fast_axis = _device(_sm._fast_axis)
+_blend4_f32 = _device(_sm._blend4_f32)
+_fast_value = _device(_sm._fast_value)
+_linear_fast = _device(_sm._linear_fast)
 
 
 # -- intensity ------------------------------------------------------------------------------------------------------
@@ -264,8 +289,102 @@ def axis(data, slopes, intercepts, ax, lo, hi, mode, per_sample, out):
     out[u, v] = _rescale_value(_combine_finish(acc, hi - lo, m, 0.0), s, t)
 
 
+# -- the fast precision (float32 weights and blends; see the module docstring) ----------------------------------
+#: stored dtypes the fast kernels take (their values are exact in float32; the Numba CPU backend's FAST_KINDS)
+FAST_KINDS = ("int8", "uint8", "int16", "uint16")
+
+
+def resample_fast(flat, nx, ny, nz, slopes, intercepts, uniform, a00, a01, a02, b0, a10, a11, a12, b1, a20, a21, a22,
+                  b2, fill, eps, out):
+    """mode "none", trilinear, fast: thread ``(c, r)`` writes ``out[s, r, c]`` for every ``s`` (``_linear_fast``
+    at the reference's float64 coordinates; the samples outside ``_ray_range`` get the fill, without a test each)."""
+    ns, nr, nc = out.shape
+    c = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    r = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
+    if c >= nc or r >= nr:
+        return
+    xl = nx - 1.0 + eps
+    yl = ny - 1.0 + eps
+    zl = nz - 1.0 + eps
+    bx = a00 * c + a01 * r
+    by = a10 * c + a11 * r
+    bz = a20 * c + a21 * r
+    lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
+    for s in range(0, min(lo, ns)):
+        out[s, r, c] = fill
+    for s in range(lo, hi + 1):
+        out[s, r, c] = _linear_fast(flat, nx, ny, nz, slopes, intercepts, uniform, bx + a02 * s + b0,
+                                    by + a12 * s + b1, bz + a22 * s + b2)
+    for s in range(max(hi + 1, lo), ns):
+        out[s, r, c] = fill
+
+
+def project_fast(flat, nx, ny, nz, slopes, intercepts, uniform, a00, a01, a02, b0, a10, a11, a12, b1, a20, a21, a22,
+                 b2, ns, mode, raw, s0, t0, fill, eps, out):
+    """max / min / mean, trilinear, fast: thread ``(c, r)`` combines its ray (clipped by ``_ray_range``) into
+    ``out[r, c]``.
+
+    ``raw`` (a uniform, nonzero rescale ``s0``, ``t0``): the float32 blends are combined unrescaled by ``mode``
+    (already mirrored by the caller for a negative slope; max / min in float32, which selects the same value as
+    float64 would; mean summed in float64) and the result rescaled once. Otherwise each sample is rescaled by
+    ``_fast_value`` (float64) and combined in float64. The Numba CPU fast projection's rule, sample by sample.
+    """
+    nr, nc = out.shape
+    c = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    r = cuda.blockIdx.y * cuda.blockDim.y + cuda.threadIdx.y
+    if c >= nc or r >= nr:
+        return
+    xl = nx - 1.0 + eps
+    yl = ny - 1.0 + eps
+    zl = nz - 1.0 + eps
+    bx = a00 * c + a01 * r
+    by = a10 * c + a11 * r
+    bz = a20 * c + a21 * r
+    lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
+    xm = nx - 1.0
+    ym = ny - 1.0
+    zm = nz - 1.0
+    nxm2 = max(nx - 2, 0)
+    nym2 = max(ny - 2, 0)
+    nzm2 = max(nz - 2, 0)
+    di = 1 if nx > 1 else 0          # fixed strides: the lower corner is at most n - 2 (see _fast_axis)
+    dj = nx if ny > 1 else 0
+    dk = nx * ny if nz > 1 else 0
+    g1 = 1 if nz > 1 else 0
+    if raw and _combine_selects(mode):
+        acc32 = np.float32(_combine_init(mode))
+        for s in range(lo, hi + 1):
+            i0, fx = _fast_axis(bx + a02 * s + b0, xm, nxm2)
+            j0, fy = _fast_axis(by + a12 * s + b1, ym, nym2)
+            k0, fz = _fast_axis(bz + a22 * s + b2, zm, nzm2)
+            o = (k0 * ny + j0) * nx + i0
+            p0 = _blend4_f32(flat, o, di, dj, fx, fy)
+            p1 = _blend4_f32(flat, o + dk, di, dj, fx, fy)
+            acc32 = _combine_step(acc32, p0 + (p1 - p0) * fz, mode)
+        acc = float(acc32)
+    else:
+        acc = _combine_init(mode)
+        for s in range(lo, hi + 1):
+            i0, fx = _fast_axis(bx + a02 * s + b0, xm, nxm2)
+            j0, fy = _fast_axis(by + a12 * s + b1, ym, nym2)
+            k0, fz = _fast_axis(bz + a22 * s + b2, zm, nzm2)
+            o = (k0 * ny + j0) * nx + i0
+            p0 = _blend4_f32(flat, o, di, dj, fx, fy)
+            p1 = _blend4_f32(flat, o + dk, di, dj, fx, fy)
+            if raw:
+                v = float(p0 + (p1 - p0) * fz)
+            else:
+                v = _fast_value(p0, p1, fz, k0, k0 + g1, slopes, intercepts, uniform)
+            acc = _combine_step(acc, v, mode)
+    v = _combine_finish(acc, hi - lo + 1, mode, fill)
+    if raw and hi >= lo:
+        v = v * s0 + t0
+    out[r, c] = v
+
+
 #: the kernels' Python functions, by name (what the dispatchers compile; the tests compile them to PTX)
-PYFUNCS = {f.__name__: f for f in (window, rescale, minmax, extrema, resample, project, axis)}
+PYFUNCS = {f.__name__: f for f in (window, rescale, minmax, extrema, resample, project, axis, resample_fast,
+                                   project_fast)}
 
 #: ``cuda.jit`` options of every gpukit kernel: no fast maths, no link-time optimisation (see the module docstring)
 JIT_OPTIONS = dict(fastmath=False, lto=False, cache=False)
@@ -332,8 +451,9 @@ def signatures() -> list[tuple[str, tuple]]:
     float32/float64); the window into every output dtype ``window_dtype``
     chooses, the rescale into int16 and float32, the resample into float32
     and int16 (nearest), each output dtype at least once (with int16 stored
-    values). The arguments are typed as :func:`launch` passes them (Python
-    ints as int64, floats as float64, C-contiguous arrays).
+    values); the fast kernels for the stored dtypes of :data:`FAST_KINDS`.
+    The arguments are typed as :func:`launch` passes them (Python ints as
+    int64, floats as float64, C-contiguous arrays).
     """
     from numba import types as t
     from numba.np.numpy_support import from_dtype
@@ -361,6 +481,11 @@ def signatures() -> list[tuple[str, tuple]]:
         out.append(("project", (arr(d), i64, i64, i64) + per_slice + (b1,) + geom
                     + (i64, i64, b1, f64, f64, arr(np.float32, 2))))
         out.append(("axis", (arr(d, 3),) + per_slice + (i64, i64, i64, i64, b1, arr(np.float32, 2))))
+        if nd.name in FAST_KINDS:
+            out.append(("resample_fast", (arr(d), i64, i64, i64) + per_slice + (b1,) + geom
+                        + (f64, f64, arr(np.float32, 3))))
+            out.append(("project_fast", (arr(d), i64, i64, i64) + per_slice + (b1,) + geom
+                        + (i64, i64, b1, f64, f64, f64, f64, arr(np.float32, 2))))
     return out
 
 
@@ -375,4 +500,4 @@ def minmax_accumulator(dtype: np.dtype) -> np.dtype:
 
 
 __all__ = ["SIMULATOR", "THREADS", "MAX_BLOCKS", "MAX_SLICE_BLOCKS", "SAMPLER_BLOCK", "PYFUNCS", "KERNELS",
-           "JIT_OPTIONS", "contraction_off", "launch", "compile_ptx", "signatures", "minmax_accumulator"]
+           "FAST_KINDS", "JIT_OPTIONS", "contraction_off", "launch", "compile_ptx", "signatures", "minmax_accumulator"]

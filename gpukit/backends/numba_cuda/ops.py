@@ -22,7 +22,9 @@ except the two host results above.
 Results equal the numpy reference: LINEAR and LINEAR_EXACT windows and
 rescale bit for bit (same float64 expressions, FMA contraction off), SIGMOID
 within one output unit (``exp``), the sampler to float32 rounding of the same
-float64 values, fills exactly.
+float64 values, fills exactly. ``sample_grid(..., precision="fast")``: trilinear
+within ``gpukit.backends.numba.sampler.fast_bound`` (the Numba CPU fast
+sampler's bound), the same fills, nearest equal.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ import numpy as np
 from numba import cuda
 
 from . import kernels as K
-from .._sampler_math import combine_selects
-from ..codes import EPS, MODES
+from .._sampler_math import combine_mirror, combine_selects
+from ..codes import EPS, MODES, PRECISIONS
 
 
 # -- arrays ----------------------------------------------------------------------------------------------------------
@@ -168,8 +170,16 @@ def _geometry(A, b) -> tuple:
                                      A[2, 0], A[2, 1], A[2, 2], b[2]))
 
 
-def sample_grid(data, slopes, intercepts, A, b, grid, mode: str, interp: str, fill: float, out):
-    """Numba CUDA version of :func:`gpukit.backends.numpy.sampler.sample_grid` (same arguments; device data, out)."""
+def sample_grid(data, slopes, intercepts, A, b, grid, mode: str, interp: str, fill: float, out, precision="exact"):
+    """Numba CUDA version of :func:`gpukit.backends.numpy.sampler.sample_grid` (same arguments; device data, out).
+
+    ``precision`` (:data:`gpukit.backends.codes.PRECISIONS`): "fast" runs the float32 kernels
+    (``resample_fast`` / ``project_fast``, see :mod:`.kernels`) for trilinear sampling of 8- and 16-bit integer
+    stored values, within ``gpukit.backends.numba.sampler.fast_bound`` of "exact"; anything else (nearest, whose
+    exact values "fast" keeps; other dtypes) runs the exact kernels: "fast" is a permission.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     d = _contiguous(_device(data, "data"), "data")
     o = _device(out, "out")
     ns, nr, nc = (int(g) for g in grid)
@@ -188,6 +198,18 @@ def sample_grid(data, slopes, intercepts, A, b, grid, mode: str, interp: str, fi
     g = _geometry(A, b)
     linear = interp == "linear"
     blocks, threads = _pixel_grid(nr, nc)
+    if precision == "fast" and linear and np.dtype(d.dtype).name in K.FAST_KINDS:
+        if code == 0:
+            K.launch("resample_fast", blocks, threads, _flat(d), nx, ny, nz, s, t, uniform, *g, float(fill),
+                     float(EPS), o)
+            return out
+        s0 = float(s_h[0])
+        t0 = float(t_h[0])
+        raw = bool(uniform and s0 != 0.0)       # combine the raw float32 blends, rescale once per ray
+        kcode = int(combine_mirror(code)) if raw and s0 < 0.0 else int(code)
+        K.launch("project_fast", blocks, threads, _flat(d), nx, ny, nz, s, t, uniform, *g, ns, kcode, raw, s0, t0,
+                 float(fill), float(EPS), o)
+        return out
     if code == 0:
         K.launch("resample", blocks, threads, _flat(d), nx, ny, nz, s, t, uniform, *g, linear, float(fill),
                  float(EPS), o)
@@ -232,21 +254,25 @@ def slice_extrema(data) -> tuple[np.ndarray, np.ndarray]:
 
 def sampler_warmup(data, out_dtype=np.float32, modes=("none", "max", "min", "mean"), interps=("linear", "nearest"),
                    slopes_uniform=None) -> None:
-    """Compile the sampler kernels for ``data``'s dtype by running them on a 2x2x2 device block."""
+    """Compile the sampler kernels for ``data``'s dtype by running them on a 2x2x2 device block (the fast
+    kernels too, where ``data``'s dtype has them)."""
     dt = np.dtype(_device(data, "data").dtype)
     small = cuda.to_device(np.zeros((2, 2, 2), dt))
     one = np.ones(2)
     zero = np.zeros(2)
     A = np.eye(3)
     b = np.zeros(3)
-    for mode in modes:
-        for interp in interps:
-            if mode == "none":
-                odt = np.int16 if (interp == "nearest" and np.dtype(out_dtype) == np.int16) else np.float32
-                sample_grid(small, one, zero, A, b, (1, 2, 2), mode, interp, 0.0, cuda.device_array((1, 2, 2), odt))
-            else:
-                sample_grid(small, one, zero, A, b, (2, 2, 2), mode, interp, 0.0,
-                            cuda.device_array((2, 2), np.float32))
+    precisions = ("exact", "fast") if dt.name in K.FAST_KINDS and "linear" in interps else ("exact",)
+    for precision in precisions:
+        for mode in modes:
+            for interp in interps:
+                if mode == "none":
+                    odt = np.int16 if (interp == "nearest" and np.dtype(out_dtype) == np.int16) else np.float32
+                    sample_grid(small, one, zero, A, b, (1, 2, 2), mode, interp, 0.0,
+                                cuda.device_array((1, 2, 2), odt), precision=precision)
+                else:
+                    sample_grid(small, one, zero, A, b, (2, 2, 2), mode, interp, 0.0,
+                                cuda.device_array((2, 2), np.float32), precision=precision)
 
 
 __all__ = ["rescale_kernel", "window_kernel", "minmax_kernel", "sample_grid", "project_axis", "slice_extrema",
