@@ -328,3 +328,103 @@ def test_shared_one_sample_fast_helper_matches_the_kernels():
                 if -eps <= x <= nx - 1 + eps and -eps <= y <= ny - 1 + eps and -eps <= z <= nz - 1 + eps:
                     v = _linear_fast(flat, nx, ny, nz, slopes, intercepts, False, x, y, z)
                     assert np.float32(v) == fast[s, r, c]
+
+
+# -- slice-order projection (rotation about the slice normal) ----------------------------------------------------
+def _slice_case(seed, dtype, per_slice):
+    """A random case whose index map has the slice-order form: z from the row only, x and y from (c, s) only."""
+    data, slopes, intercepts, _, _, _ = _random_case(seed, dtype, per_slice)
+    rng = np.random.default_rng(seed + 99)
+    nz, ny, nx = data.shape
+    th = rng.uniform(-np.pi, np.pi)
+    sc = rng.uniform(0.4, 1.6)
+    A = np.array([[np.cos(th) * sc, 0.0, -np.sin(th) * sc],
+                  [np.sin(th) * sc, 0.0, np.cos(th) * sc],
+                  [0.0, rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 1.3), 0.0]])
+    grid = (int(rng.integers(1, 40)), int(rng.integers(1, 12)), int(rng.integers(1, 90)))
+    centre = (np.array(data.shape[::-1]) - 1) / 2.0
+    b = centre - A @ ((np.array(grid[::-1]) - 1) / 2.0) + rng.uniform(-1.5, 1.5, 3)
+    if rng.random() < 0.3:      # rows exactly on slices (fz = 0), and on the last slice
+        A[2, 1] = -1.0 if nz > 1 else 0.0
+        b[2] = nz - 1.0
+    return data, slopes, intercepts, A, b, grid
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(["max", "min", "mean"]),
+       interp=st.sampled_from(["linear", "nearest"]), dtype=st.sampled_from([np.int16, np.uint16, np.uint8, np.int8]),
+       per_slice=st.booleans())
+def test_slice_order_equals_ray_order_random(seed, mode, interp, dtype, per_slice):
+    """Projections along a direction inside the slices (rows along the slice normal): the slice-order kernel is the
+    ray-order fast kernel bit for bit (z is constant along each ray, so trilinear = per-slice bilinear blends,
+    then the z blend), hence within the fast bound of the reference (nearest: equal to it)."""
+    data, slopes, intercepts, A, b, grid = _slice_case(seed, dtype, per_slice)
+    assert nb.slice_order_applies(A, gpukit.backends.codes.MODES[mode])
+    ref = _run(npr.sample_grid, data, slopes, intercepts, A, b, grid, mode, interp)
+    assert nb.SLICE_ORDER
+    sliced = _run(nb.sample_grid, data, slopes, intercepts, A, b, grid, mode, interp, precision="fast")
+    nb.SLICE_ORDER = False
+    try:
+        ray = _run(nb.sample_grid, data, slopes, intercepts, A, b, grid, mode, interp, precision="fast")
+    finally:
+        nb.SLICE_ORDER = True
+    np.testing.assert_array_equal(sliced, ray)
+    _check(sliced, ref, interp, _bound(data, slopes, intercepts))
+
+
+def test_slice_order_applies_only_to_its_form():
+    A = np.array([[0.8, 0.0, -0.6], [0.6, 0.0, 0.8], [0.0, -0.5, 0.0]])
+    assert nb.slice_order_applies(A, nb.MODE_MAX) and nb.slice_order_applies(A, nb.MODE_MEAN)
+    assert not nb.slice_order_applies(A, nb.MODE_NONE)
+    for i, j in ((2, 0), (2, 2), (0, 1), (1, 1)):
+        B = A.copy()
+        B[i, j] = 1e-12
+        assert not nb.slice_order_applies(B, nb.MODE_MAX)
+
+
+def _axial_volume(per_slice, seed=3):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 3000, (9, 26, 22)).astype(np.int16)
+    data[:, 8:16, 6:14] += 900
+    aff = np.array([[0.7, 0.0, 0.0, -10.0], [0.0, 0.7, 0.0, 4.0], [0.0, 0.0, 1.5, 7.0], [0, 0, 0, 1]])
+    slopes = np.linspace(0.9, 1.1, 9) if per_slice else 1.0
+    return Volume(data, aff, {"rescale_slope": slopes, "rescale_intercept": -1024.0, "modality": "CT"})
+
+
+@pytest.mark.parametrize("per_slice", [False, True])
+@pytest.mark.parametrize("mode", ["max", "min", "mean"])
+def test_rotating_mip_slice_order(per_slice, mode, monkeypatch):
+    """rotating_mip about z of an axial volume runs slice order: equal to ray order, within the bound of numpy."""
+    vol = _axial_volume(per_slice)
+    seen = []
+    real = nb._project_slices_kernel
+
+    def spy(*args):
+        seen.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(nb, "_project_slices_kernel", spy)
+    for interp in ("linear", "nearest"):
+        ref = gpukit.rotating_mip(vol, 5, mode=mode, interp=interp, backend="numpy")
+        sliced = gpukit.rotating_mip(vol, 5, mode=mode, interp=interp, backend="numba")
+        assert len(seen) == 5
+        seen.clear()
+        monkeypatch.setattr(nb, "SLICE_ORDER", False)
+        ray = gpukit.rotating_mip(vol, 5, mode=mode, interp=interp, backend="numba")
+        monkeypatch.setattr(nb, "SLICE_ORDER", True)
+        assert not seen
+        np.testing.assert_array_equal(sliced, ray)
+        if interp == "nearest":
+            np.testing.assert_array_equal(sliced, ref)
+        else:
+            assert np.abs(sliced.astype(np.float64) - ref).max() <= _vol_bound(vol)
+
+
+def test_real_ct_rotating_mip_slice_order(ct, monkeypatch):
+    """The real axial CT: every rotating_mip frame about z is slice order, equal to ray order bit for bit."""
+    sliced = gpukit.rotating_mip(ct, 4, shape=(70, 150), spacing=1.7, backend="numba")
+    exact = gpukit.rotating_mip(ct, 4, shape=(70, 150), spacing=1.7, backend="numba", precision="exact")
+    monkeypatch.setattr(nb, "SLICE_ORDER", False)
+    ray = gpukit.rotating_mip(ct, 4, shape=(70, 150), spacing=1.7, backend="numba")
+    np.testing.assert_array_equal(sliced, ray)
+    assert np.abs(sliced.astype(np.float64) - exact).max() <= _ct_bound(ct)

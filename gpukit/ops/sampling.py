@@ -420,6 +420,14 @@ def rotating_mip(volume, n_angles: int, axis: Union[str, Sequence[float]] = "z",
     then equals ``project(volume, "coronal")`` padded left and right).
     ``precision``: "fast" (default) or "exact", as in :func:`resample`.
 
+    When ``axis`` is the slice normal of an unsheared volume (``"z"`` for an
+    axial series), every ray of a frame stays in one plane of constant slice
+    coordinate, one per image row; the numba backend's fast path then projects
+    in slice order (shear-warp style: the volume streamed slice by slice, each
+    slice's bilinear blends shared by the rows that read it), which gives the
+    same numbers as ray order bit for bit (trilinear with a constant z is the
+    per-slice bilinear blends, then the z blend).
+
     Returns
     -------
     ndarray, float32, shape ``(n_angles, nrows, ncols)``

@@ -26,7 +26,18 @@ kernels for 8- and 16-bit integer stored values (other dtypes run "exact"):
   float64, then blended); projections combine the raw blends and rescale the
   result once (uniform rescale), with brick skipping where bricks are given;
 * outputs are computed in tiles (FAST_TS x FAST_TR x FAST_TC) whose input
-  footprint stays in cache; projections march a tile of rays step by step.
+  footprint stays in cache; projections march a tile of rays step by step;
+* slice order: a projection whose rays run inside the slices with the output
+  rows along the slice normal (index map with ``A[2, 0] == A[2, 2] == A[0, 1]
+  == A[1, 1] == 0``: every frame of ``rotating_mip`` about the slice axis of an
+  unsheared volume, :func:`slice_order_applies`) runs
+  :func:`_project_slices_kernel`, shear-warp style: the volume is streamed slice
+  by slice in memory order, each slice's float32 bilinear blend computed once per
+  in-slice sample point and shared by every output row that reads that slice.
+  z is constant along each ray, so trilinear is exactly the per-slice bilinear
+  blends followed by the z blend: the same operations as ray order, and the
+  result is identical to the ray-order fast kernel bit for bit (tested), not an
+  approximation (``SLICE_ORDER = False`` forces ray order).
 
 Error bound of "fast" against "exact" (and the numpy reference), per output
 value, with ``u = 2**-24``, ``M`` the largest ``|stored value|``, ``S`` the
@@ -57,9 +68,9 @@ import numpy as np
 from .._jit import njit, prange
 
 from .._math import voi_params, window_value
-from .._sampler_math import (MODE_MAX, MODE_MIN, MODE_NONE, _blend4_f32, _clamp, _fast_axis, _fast_value, _inside,
-                             _linear, _nearest, _ray_combine, _ray_range, _recip, _row_range, combine_finish, combine_init,
-                             combine_mirror, combine_skips, combine_step)
+from .._sampler_math import (MODE_MAX, MODE_MEAN, MODE_MIN, MODE_NONE, _blend4_f32, _clamp, _fast_axis, _fast_value,
+                             _inside, _linear, _nearest, _ray_combine, _ray_range, _recip, _row_range, combine_finish,
+                             combine_init, combine_mirror, combine_skips, combine_step)
 from ..codes import EPS, MODES
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
@@ -784,6 +795,224 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
                     out[r, c] = _out_value(v, wnd)
 
 
+#: tile of the slice-order projection kernel: SLICE_TC columns x SLICE_SB steps (its footprint in one slice, a
+#: small patch, is read once per slice; its two slices' blends are 2 x SLICE_SB x SLICE_TC float32)
+SLICE_TC = 64
+SLICE_SB = 32
+
+
+@njit(parallel=True, **_JIT)
+def _project_slices_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, raw, s0, t0, fill, eps,
+                           nchunks, out, wnd):
+    """Slice-order ("shear-warp style") max / min / mean projection at the fast precision, for index maps whose
+    slice coordinate ``z`` depends on the output row only and whose in-slice coordinates ``x, y`` do not depend
+    on it (``A[2, 0] == A[2, 2] == A[0, 1] == A[1, 1] == 0``: a projection along a direction inside the slices,
+    rows along the slice normal -- every frame of ``rotating_mip`` about the slice axis of an unsheared volume).
+
+    Every sample of row ``r`` then lies in the plane ``z = z(r)``, and the ray-order fast path reads, per sample,
+    the float32 bilinear blends ``p0``, ``p1`` of slices ``k0`` and ``k0 + 1`` at ``(x(c, s), y(c, s))`` and blends
+    them along z with ``fz(r)``. This kernel computes each slice's blend ``p`` once per in-slice point and reuses
+    it for every row that reads that slice: for a tile of SLICE_TC columns x SLICE_SB steps, slices are visited in
+    memory order (each slice's small footprint read once), the tile's blends of slice ``k`` kept next to those of
+    slice ``k - 1``, and every row whose lower slice is ``k - 1`` combines the z-blends of the two (a contiguous,
+    vectorised loop). The coordinates, the inside test, the weights, the order of every float32 and float64
+    operation and, for each ray, the order of ``s`` are the ray-order kernel's (:func:`_project_fast_kernel`), so
+    the result is identical to it bit for bit (max and min select a value, whatever the order; the mean's sum runs
+    in order of ``s``) -- not an approximation. Nearest reads the voxel of ``floor(x + 0.5)`` in slice
+    ``floor(z + 0.5)``, as the ray-order kernel does.
+    """
+    nz, ny, nx = data.shape
+    flat = data.ravel()
+    nr, nc = out.shape
+    nxy = nx * ny
+    xl = nx - 1.0 + eps
+    yl = ny - 1.0 + eps
+    zl = nz - 1.0 + eps
+    a00, a02, b0 = A[0, 0], A[0, 2], b[0]
+    a10, a12, b1 = A[1, 0], A[1, 2], b[1]
+    a21, b2 = A[2, 1], b[2]
+    i00 = _recip(a00)
+    i10 = _recip(a10)
+    xm = nx - 1.0
+    ym = ny - 1.0
+    zm = nz - 1.0
+    nxm2 = max(nx - 2, 0)
+    nym2 = max(ny - 2, 0)
+    nzm2 = max(nz - 2, 0)
+    di = 1 if nx > 1 else 0
+    dj = nx if ny > 1 else 0
+    g1 = 1 if (nz > 1 and linear) else 0
+    # per row: inside in z?, its lower slice and z weight (the ray-order kernel's numbers: z = a21 * r + b2);
+    # rows grouped by the slice after which they can be combined (their upper one, k0 + g1)
+    rin = np.zeros(nr, np.bool_)
+    rk = np.zeros(nr, np.int64)
+    rf = np.zeros(nr, np.float32)
+    need = np.zeros(nz, np.bool_)
+    gcount = np.zeros(nz + 1, np.int64)
+    for r in range(nr):
+        z = a21 * r + b2
+        if z >= -eps and z <= zl:
+            rin[r] = True
+            if linear:
+                k0, fz = _fast_axis(z, zm, nzm2)
+                rf[r] = fz
+            else:
+                k0 = int(math.floor(_clamp(z, zm) + 0.5))
+            rk[r] = k0
+            need[k0] = True
+            need[k0 + g1] = True
+            gcount[k0 + g1 + 1] += 1
+    for k in range(nz):
+        gcount[k + 1] += gcount[k]
+    grows = np.zeros(max(gcount[nz], 1), np.int64)
+    gfill = gcount[:nz].copy()
+    for r in range(nr):
+        if rin[r]:
+            g = rk[r] + g1
+            grows[gfill[g]] = r
+            gfill[g] += 1
+    TC = SLICE_TC
+    SB = SLICE_SB
+    sel = raw and mode != MODE_MEAN     # float32 accumulators (max / min of float32 values)
+    ntiles = (nc + TC - 1) // TC
+    for w in prange(nchunks):
+        off = np.zeros((SB, TC), np.int64)
+        wx = np.zeros((SB, TC), np.float32)
+        wy = np.zeros((SB, TC), np.float32)
+        slo = np.zeros(SB, np.int64)
+        shi = np.zeros(SB, np.int64)
+        msk = np.zeros((SB, TC), np.bool_)
+        Q = np.zeros((2, SB, TC), np.float32)
+        acc = np.empty((nr, TC), np.float64)
+        acc32 = np.empty((nr, TC), np.float32)
+        cnt = np.zeros(TC, np.int64)
+        for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
+            c0 = q * TC
+            c1 = min(nc, c0 + TC)
+            a_init = combine_init(mode)
+            for r in range(nr):
+                for t in range(TC):
+                    acc[r, t] = a_init
+                    acc32[r, t] = a_init
+            for t in range(TC):
+                cnt[t] = 0
+            for sb0 in range(0, ns, SB):
+                nsb = min(SB, ns - sb0)
+                na = 0
+                for si in range(nsb):
+                    s = sb0 + si
+                    qs0 = a02 * s
+                    qs1 = a12 * s
+                    # the in-slice inside columns of step s (z is tested per row above)
+                    lo, hi = _row_range(a00, a10, 0.0, i00, i10, 0.0, 0.0, 0.0, 0.0, qs0, qs1, 0.0, b0, b1, 0.0,
+                                        c0, c1, xl, yl, zl, eps)
+                    if hi < lo:
+                        continue
+                    slo[na] = lo - c0
+                    shi[na] = hi - c0 + 1
+                    # every column of the tile (clamped: valid offsets; the outside ones are masked off below), so
+                    # the loops over a tile row have a fixed length and vectorise
+                    for u in range(TC):
+                        c = c0 + u
+                        x = ((a00 * c + 0.0) + qs0) + b0
+                        y = ((a10 * c + 0.0) + qs1) + b1
+                        if linear:
+                            i0, fx = _fast_axis(x, xm, nxm2)
+                            j0, fy = _fast_axis(y, ym, nym2)
+                            wx[na, u] = fx
+                            wy[na, u] = fy
+                        else:
+                            i0 = int(math.floor(_clamp(x, xm) + 0.5))
+                            j0 = int(math.floor(_clamp(y, ym) + 0.5))
+                        off[na, u] = j0 * nx + i0
+                        inn = u >= lo - c0 and u <= hi - c0
+                        msk[na, u] = inn
+                        if inn:
+                            cnt[u] += 1
+                    na += 1
+                if na == 0:
+                    continue
+                for k in range(nz):
+                    if not need[k]:
+                        continue
+                    base = k * nxy
+                    h = k & 1
+                    for si in range(na):
+                        if linear:
+                            for u in range(TC):
+                                Q[h, si, u] = _blend4_f32(flat, base + off[si, u], di, dj, wx[si, u], wy[si, u])
+                        else:
+                            for u in range(TC):
+                                Q[h, si, u] = np.float32(flat[base + off[si, u]])
+                    for gi in range(gcount[k], gcount[k + 1]):
+                        r = grows[gi]
+                        k0 = rk[r]
+                        ha = k0 & 1
+                        if not linear:
+                            sk = slopes[0] if uniform else slopes[k0]
+                            tk = intercepts[0] if uniform else intercepts[k0]
+                            for si in range(na):
+                                for u in range(slo[si], shi[si]):
+                                    v = float(Q[ha, si, u]) * sk + tk
+                                    acc[r, u] = combine_step(acc[r, u], v, mode)
+                        elif sel:
+                            _slice_rows_sel(Q, ha, h, rf[r], msk, na, acc32, r, mode)
+                        elif raw:
+                            fz = rf[r]
+                            for si in range(na):
+                                for u in range(slo[si], shi[si]):
+                                    p0 = Q[ha, si, u]
+                                    acc[r, u] += float(p0 + (Q[h, si, u] - p0) * fz)
+                        else:
+                            fz = rf[r]
+                            for si in range(na):
+                                for u in range(slo[si], shi[si]):
+                                    v = _fast_value(Q[ha, si, u], Q[h, si, u], fz, k0, k, slopes, intercepts,
+                                                    uniform)
+                                    acc[r, u] = combine_step(acc[r, u], v, mode)
+            for r in range(nr):
+                for c in range(c0, c1):
+                    m = cnt[c - c0] if rin[r] else 0
+                    a = float(acc32[r, c - c0]) if sel else acc[r, c - c0]
+                    v = combine_finish(a, m, mode, fill)
+                    if raw and m > 0:
+                        v = v * s0 + t0
+                    out[r, c] = _out_value(v, wnd)
+
+
+@njit(inline="always", **_JIT)
+def _slice_rows_sel(Q, ha, hb, fz, msk, na, acc32, r, m):
+    """Rows of :func:`_project_slices_kernel` for a raw max / min: the float32 z-blend of ``Q[ha]`` and ``Q[hb]``
+    selected into ``acc32[r]`` over the tile's ``na`` steps where ``msk`` (the inside samples) is set (blends of
+    integers are finite: no NaN to take); one fixed-length loop per mode, so each vectorises."""
+    TC = SLICE_TC
+    if m == MODE_MAX:
+        for si in range(na):
+            for u in range(TC):
+                p0 = Q[ha, si, u]
+                v = p0 + (Q[hb, si, u] - p0) * fz
+                a = acc32[r, u]
+                acc32[r, u] = v if (msk[si, u] and v > a) else a
+    else:
+        for si in range(na):
+            for u in range(TC):
+                p0 = Q[ha, si, u]
+                v = p0 + (Q[hb, si, u] - p0) * fz
+                a = acc32[r, u]
+                acc32[r, u] = v if (msk[si, u] and v < a) else a
+
+
+def slice_order_applies(A, code) -> bool:
+    """Whether :func:`_project_slices_kernel` computes this projection (mode ``code``, index map ``A``): a
+    projection whose slice coordinate depends on the output row only and whose in-slice coordinates do not."""
+    A = np.asarray(A, dtype=np.float64)
+    return code != MODE_NONE and A[2, 0] == 0.0 and A[2, 2] == 0.0 and A[0, 1] == 0.0 and A[1, 1] == 0.0
+
+
+#: the fast projections take the slice-order kernel where it applies (set False to force ray order, for tests)
+SLICE_ORDER = True
+
+
 def _nchunks(ntiles: int) -> int:
     """Workers for the fast kernels' tiles: a few runs of consecutive tiles per thread."""
     import numba
@@ -816,6 +1045,11 @@ def _sample_fast(data, slopes, intercepts, A, b, ns, code, linear, fill, out, wn
     mode = code
     if raw and s0 < 0:
         mode = combine_mirror(code)
+    if SLICE_ORDER and slice_order_applies(A, code):
+        nct = -(-nc // SLICE_TC)
+        _project_slices_kernel(data, slopes, intercepts, uniform, A, b, int(ns), mode, linear, raw, s0, t0,
+                               float(fill), EPS, nct, out, wnd)
+        return out
     skip = bricks is not None and code in (MODE_MAX, MODE_MIN) and ns >= BRICK_MIN_STEPS
     if skip:
         bext = _raw_bricks(bricks, mode, s0, t0) if raw else (bricks[0] if code == MODE_MAX else bricks[1])
@@ -931,7 +1165,11 @@ def sampler_warmup(data, out_dtype=np.float32, modes=("none", "max", "min", "mea
                 else:
                     sample_grid(small, one, zero, A, b, (2, 2, 2), mode, interp, 0.0, np.empty((2, 2), np.float32),
                                 precision=precision)
+                    if precision == "fast":     # the slice-order kernel (z from the row only)
+                        P = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+                        sample_grid(small, one, zero, P, b, (2, 2, 2), mode, interp, 0.0,
+                                    np.empty((2, 2), np.float32), precision=precision)
 
 
 __all__ = ["sample_grid", "slice_extrema", "sampler_warmup", "brick_extrema", "to_bricks",
-           "sample_grid_bricked", "fast_bound", "fast_applies"]
+           "sample_grid_bricked", "fast_bound", "fast_applies", "slice_order_applies"]
