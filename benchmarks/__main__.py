@@ -29,6 +29,7 @@ SECTIONS = {
     "sampling": (".bench_sampling", 512, 16, 3),
     "batch": (".bench_batch", 512, 32, 1),
     "gpu": (".bench_gpu", 512, 64, 5),     # skipped, with the reason, where there is no device
+    "view": (".bench_view", 512, 128, 1),  # gpukit view in chromium: event to painted frame (skipped without one)
 }
 
 

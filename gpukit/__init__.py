@@ -15,7 +15,8 @@ from .backends import available_backends, missing_dependencies, set_backend
 __all__ = ["GpukitError", "Volume", "available_backends", "missing_dependencies", "set_backend",
            "scan", "load", "__version__",
            "Plane", "resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer", "set_limits",
-           "rescale", "window", "NoWindowError", "WindowParameterError", "UnknownPresetError", "presets"]
+           "rescale", "window", "NoWindowError", "WindowParameterError", "UnknownPresetError", "presets",
+           "view"]
 
 _SAMPLING = ("resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer", "set_limits")
 _INTENSITY = ("rescale", "window")
@@ -42,6 +43,11 @@ def __getattr__(name):  # lazy: the DICOM reader pulls in pydicom; ops and plane
         from .presets import get_preset  # noqa: F401  (imports the submodule)
 
         return sys.modules[__name__ + ".presets"]
+    if name == "view":
+        # the viewer package, which is callable: gpukit.view(volume_or_path) -> a running ViewServer (aiohttp)
+        import importlib
+
+        return importlib.import_module(__name__ + ".view")
     if name in _SAMPLING:
         from .ops import sampling
 

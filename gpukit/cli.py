@@ -317,6 +317,56 @@ def cmd_demo(args) -> int:
     return EXIT_OK if res["counts"].get("failed", 0) == 0 else EXIT_INTERNAL
 
 
+EPILOG_VIEW = """examples:
+  gpukit view ct/                                  # prints the URL (with its token) and serves until Ctrl-C
+  gpukit view study/ --series 201 --open           # and opens it in the default browser
+  gpukit view ct/ --backend numba --port 8765 --window lung
+"""
+
+
+def cmd_view(args) -> int:
+    """Serve the viewer of one series until Ctrl-C (``gpukit.view``)."""
+    import time
+
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        from .errors import EnvironmentProblem
+
+        raise EnvironmentProblem("gpukit view needs aiohttp: pip install aiohttp") from None
+    import gpukit
+    from .render import parse_window
+    from .view import ViewServer
+
+    t0 = time.perf_counter()
+    print(f"[1/3] reading {args.path} ...", file=sys.stderr, flush=True)
+    vol = gpukit.load(args.path, series=_series_arg(args.series), on_irregular="keep", backend=args.backend)
+    nz, ny, nx = vol.shape
+    print(f"      {nz} slices of {nx}x{ny} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    t1 = time.perf_counter()
+    print("[2/3] preparing the renderer (volume resident on the backend, kernels compiled or loaded) ...",
+          file=sys.stderr, flush=True)
+    win = parse_window(args.window)
+    srv = ViewServer(vol, backend=args.backend, host=args.host, port=args.port, window=win, lossy=args.lossy)
+    print(f"      backend '{srv.backend}' ready in {time.perf_counter() - t1:.1f} s", file=sys.stderr, flush=True)
+    try:
+        srv.start()
+    except OSError as exc:      # the port is taken, the address is not this machine's
+        print(f"gpukit view: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"[3/3] serving {srv.title} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"      note: bound to {args.host}: reachable from other machines (the token is still required)",
+              file=sys.stderr, flush=True)
+    print(srv.url, flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(srv.url)
+    srv.serve_forever()
+    return EXIT_OK
+
+
 def _picture_options(p, what: str) -> None:
     p.add_argument("path", help="a DICOM file or folder")
     p.add_argument("--series", help="series number or UID when the folder holds several")
@@ -385,6 +435,18 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--backend", choices=BACKEND_CHOICES, help="compute backend (default: auto, the best available)")
     pd.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)   # smaller study, for tests
     pd.set_defaults(func=cmd_demo)
+    pv = sub.add_parser("view", help="serve a browser viewer of one series (3 linked orthogonal views + oblique)",
+                        epilog=EPILOG_VIEW, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pv.add_argument("path", help="a DICOM file or folder")
+    pv.add_argument("--series", help="series number or UID when the folder holds several")
+    pv.add_argument("--backend", choices=BACKEND_CHOICES, help="compute backend (default: auto, a GPU where there is one)")
+    pv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    pv.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    pv.add_argument("--window", help="initial window: preset name, CENTER,WIDTH (--window=-600,1500) or auto "
+                                         "(default: the file's own)")
+    pv.add_argument("--lossy", choices=("jpeg", "webp"), default="jpeg", help="frame format while a view moves")
+    pv.add_argument("--open", action="store_true", help="open the URL in the default browser")
+    pv.set_defaults(func=cmd_view)
     pz = sub.add_parser("bench", help="run the benchmark suite (shipped in the wheel; benchmarks/ in a checkout)")
     pz.add_argument("--quick", action="store_true", help="smallest sizes (what the tests run)")
     pz.add_argument("--sections", help="comma list of load, intensity, sampling, batch, gpu (default: all)")
