@@ -22,7 +22,7 @@ from ..errors import InvalidParameterError, ParameterTypeError
 
 from ..backends import get_backend
 from ..backends.codes import BRICK_SKIPPING, PRECISIONS
-from .validate import check_volume, real
+from .validate import check_volume
 
 _extrema_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _brick_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -159,10 +159,14 @@ def _check_precision(precision) -> str:
 def _fill_value(volume, data, be, fill) -> float:
     if fill is None:
         return _hu_range(volume, data, be)[0]
-    f = real(fill, "fill")
-    if abs(f) > float(np.finfo(np.float32).max):
-        raise InvalidParameterError(f"fill must fit the float32 output (|fill| <= {np.finfo(np.float32).max:.3g}), "
-                                    f"got {fill!r}")
+    if isinstance(fill, (bool, np.bool_)) or not isinstance(fill, (int, float, np.integer, np.floating)):
+        raise ParameterTypeError(f"fill must be a number, got {fill!r}")
+    f = float(fill)
+    if np.isnan(f):
+        raise InvalidParameterError("fill must be a number, not NaN")
+    if np.isfinite(f) and abs(f) > float(np.finfo(np.float32).max):   # +-inf is a fill (a MIP's -inf): kept
+        raise InvalidParameterError(f"fill must fit the float32 output (|fill| <= {np.finfo(np.float32).max:.3g}, "
+                                    f"or +-inf), got {fill!r}")
     return f
 
 
