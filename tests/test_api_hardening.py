@@ -49,7 +49,6 @@ def small() -> Volume:
     (lambda v: gpukit.project(v, "axial", mode="median"), InvalidParameterError, "mode"),
     (lambda v: gpukit.project(v, Plane.axial(v), thickness_mm=-1.0), InvalidParameterError, "thickness_mm"),
     (lambda v: gpukit.project(v, Plane.axial(v), thickness_mm=float("nan")), InvalidParameterError, "thickness_mm"),
-    (lambda v: gpukit.project(v, Plane.axial(v), thickness_mm=float("inf")), InvalidParameterError, "thickness_mm"),
     (lambda v: gpukit.resample(v, np.eye(4), (0, 3, 3)), InvalidParameterError, "positive"),
     (lambda v: gpukit.reslice(v, Plane.axial(v), backend="fast"), GpukitError, "unknown backend"),
 ])
@@ -68,6 +67,7 @@ def test_user_mistakes_are_typed_errors_that_say_what_was_wrong(call, kind, word
     lambda v: gpukit.project(v, Plane.axial(v), thickness_mm=1e15),
     lambda v: gpukit.project(v, Plane.axial(v), thickness_mm=1e19),
     lambda v: gpukit.project(v, Plane.axial(v), thickness_mm=1e20),
+    lambda v: gpukit.project(v, Plane.axial(v), thickness_mm=float("inf")),
     lambda v: gpukit.resample(v, np.eye(4), (100_000, 100_000, 100_000)),
     lambda v: gpukit.reslice(v, Plane.axial(v, shape=(1_000_000, 1_000_000))),
     lambda v: gpukit.rotating_mip(v, 10**7),

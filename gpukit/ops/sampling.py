@@ -43,7 +43,7 @@ from .residency import (_bricks, _check_precision, _fill_value, _host_data, _nea
                         default_fill)
 from .validate import (INTERPS, LIMITS, PROJECTION_MODES, SNAP, _apply_window, _check_interp,  # noqa: F401
                        _check_mode, _grid_shape, _volume_meta, _window_stage, check_volume, check_work, index_map,
-                       positive_mm, real, set_limits, steps, whole)
+                       positive_mm, real, set_limits, steps, thickness, whole)
 from ..planes import Plane, axis_rotation, cylinder_radius, extent_along, NAMED_AXES, NAMED_POSITION_AXIS
 
 
@@ -284,7 +284,7 @@ def _aligned_axes(affine: np.ndarray) -> list[tuple[int, float]] | None:
 def _slab_range(n: int, spacing: float, thickness_mm: float | None) -> tuple[int, int]:
     if thickness_mm is None:
         return 0, n
-    thickness_mm = positive_mm(thickness_mm, "thickness_mm", zero=True)
+    thickness_mm = thickness(thickness_mm)
     m = int(min(n, np.floor(thickness_mm / spacing + 1e-6) + 1))
     lo = (n - m) // 2
     return lo, lo + m
@@ -308,7 +308,7 @@ def _plane_grid(volume, plane: Plane, thickness_mm, step_mm) -> tuple[np.ndarray
         dmin, dmax = extent_along(volume, plane.center, plane.normal)
         ns = steps(dmax - dmin, step, "a full projection")
         return plane.grid_affine(ns, step, first_mm=dmin), ns
-    ns = steps(positive_mm(thickness_mm, "thickness_mm", zero=True), step, "a slab")
+    ns = steps(thickness(thickness_mm), step, "a slab")
     return plane.grid_affine(ns, step), ns
 
 

@@ -115,6 +115,17 @@ def positive_mm(v, name: str, *, zero: bool = False) -> float:
     return f
 
 
+def thickness(v, name: str = "thickness_mm") -> float:
+    """A slab thickness in mm: a number >= 0; +inf is allowed (over any sample limit on a plane, the whole
+    axis on an array axis)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ParameterTypeError(f"{name} must be a number, got {v!r}")
+    f = float(v)
+    if not f >= 0:
+        raise InvalidParameterError(f"{name} must be >= 0, got {v!r}")
+    return f
+
+
 def whole(v, name: str, minimum: int = 1) -> int:
     """A count: a whole number (an integral float is accepted) >= ``minimum``."""
     f = real(v, name)
