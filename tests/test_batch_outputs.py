@@ -145,6 +145,14 @@ def test_batch_benchmark_smallest_size_runs(tmp_path):
     assert abs(sum(one["stage_share"].values()) - 1) < 0.01
     assert "series/s" in r.stdout and res["machine"]["cpus"] and list(tmp_path.glob("*.png"))
 
+def _sigint_default():
+    """In the child: SIGINT back to its default, so Python installs its Ctrl-C handler even when this test
+    runs in a background job (which starts with SIGINT ignored, and the child would inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 
 def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path):
     """SIGINT to ``gpukit batch`` mid-run: exit 130, a consistent manifest, no partial file; a rerun does the rest."""
@@ -159,7 +167,8 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(tmp_path):
                       '[[output]]\nkind = "mip"\nname = "mip"\nplane = "coronal"\n')
     out = tmp_path / "out"
     p = subprocess.Popen([sys.executable, "-m", "gpukit.cli", "batch", str(tmp_path / "in"), str(out), "--recipe",
-                          str(recipe), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          str(recipe), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_sigint_default)
     manifest = out / "manifest.jsonl"
     seen = []
     for line in p.stderr:      # the progress lines; "1/16 series" comes once the first series is in the manifest

@@ -591,12 +591,21 @@ def test_scene_labels_and_named_planes():
     assert edge_labels(Plane.sagittal(vol)) == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
     assert direction_label((0, -0.8, 0.6)) == "AS" and direction_label((0.1, 0, -1)) == "I"
 
+def _sigint_default():
+    """In the child: SIGINT back to its default, so Python installs its Ctrl-C handler even when this test
+    runs in a background job (which starts with SIGINT ignored, and the child would inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 
 def test_cli_view_prints_the_url_and_serves_until_interrupted(tmp_path):
     path = data_path(CT)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.Popen([sys.executable, "-m", "gpukit.cli", "view", str(path), "--backend", _backend()],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=_sigint_default)
     try:
         url = p.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and "?token=" in url, (url, p.stderr.read() if p.poll() else "")
