@@ -30,6 +30,7 @@ SECTIONS = {
     "batch": (".bench_batch", 512, 32, 1),
     "gpu": (".bench_gpu", 512, 64, 5),     # skipped, with the reason, where there is no device
     "view": (".bench_view", 512, 128, 1),  # gpukit view in chromium: event to painted frame (skipped without one)
+    "dicomweb": (".bench_dicomweb", 140, 54, 3),   # series over DICOMweb (a local Orthanc) vs from disk
 }
 
 
@@ -77,6 +78,8 @@ def _note(r: dict) -> str:
         out.append(f"p99 {_fmt(r['p99_s'])}")
     if r.get("series_per_s") is not None:
         out.append(f"{r['series_per_s']:.2f} series/s")
+    if r.get("mb_per_s") is not None:
+        out.append(f"{r['mb_per_s']:.0f} MB/s")
     if r.get("speedup_vs_1_worker") is not None:
         out.append(f"{r['speedup_vs_1_worker']:.2f}x vs 1 worker")
     if r.get("stage_share"):

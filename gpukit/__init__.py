@@ -16,7 +16,7 @@ __all__ = ["GpukitError", "Volume", "available_backends", "missing_dependencies"
            "scan", "load", "__version__",
            "Plane", "resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer", "set_limits",
            "rescale", "window", "NoWindowError", "WindowParameterError", "UnknownPresetError", "presets",
-           "view"]
+           "view", "dicomweb"]
 
 _SAMPLING = ("resample", "regularize", "reslice", "project", "rotating_mip", "Reslicer", "set_limits")
 _INTENSITY = ("rescale", "window")
@@ -43,6 +43,11 @@ def __getattr__(name):  # lazy: the DICOM reader pulls in pydicom; ops and plane
         from .presets import get_preset  # noqa: F401  (imports the submodule)
 
         return sys.modules[__name__ + ".presets"]
+    if name == "dicomweb":
+        # scan and load from a PACS over DICOMweb (gpukit.scan/load take its URLs directly); httpx loads on use
+        import importlib
+
+        return importlib.import_module(__name__ + ".dicomweb")
     if name == "view":
         # the viewer package, which is callable: gpukit.view(volume_or_path) -> a running ViewServer (aiohttp)
         import importlib

@@ -27,6 +27,7 @@ EPILOG_INFO = """examples:
   gpukit info                      # version and compute backends
   gpukit info study/               # series table and geometry report
   gpukit info study/ --json        # the same, for machines
+  gpukit info 'https://pacs/dicom-web?Modality=CT&StudyDate=20240101-'   # DICOMweb: metadata only, no pixels
 """
 
 
@@ -176,6 +177,13 @@ def _load_for_picture(args):
     return vol
 
 
+def _shown(path: str) -> str:
+    """A path as printed: a DICOMweb URL without its ``user:password@``."""
+    from .dicomweb.auth import split_userinfo
+
+    return split_userinfo(path)[0] if path.lower().startswith(("http://", "https://")) else path
+
+
 def _series_arg(text):
     if text is None:
         return None
@@ -321,6 +329,7 @@ EPILOG_VIEW = """examples:
   gpukit view ct/                                  # prints the URL (with its token) and serves until Ctrl-C
   gpukit view study/ --series 201 --open           # and opens it in the default browser
   gpukit view ct/ --backend numba --port 8765 --window lung
+  gpukit view https://pacs/dicom-web/studies/1.2.3 --series 201    # over DICOMweb (cached locally)
 """
 
 
@@ -339,7 +348,7 @@ def cmd_view(args) -> int:
     from .view import ViewServer
 
     t0 = time.perf_counter()
-    print(f"[1/3] reading {args.path} ...", file=sys.stderr, flush=True)
+    print(f"[1/3] reading {_shown(args.path)} ...", file=sys.stderr, flush=True)
     vol = gpukit.load(args.path, series=_series_arg(args.series), on_irregular="keep", backend=args.backend)
     nz, ny, nx = vol.shape
     print(f"      {nz} slices of {nx}x{ny} in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
@@ -394,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     pi = sub.add_parser("info", help="list series and their geometry, or the backends",
                         epilog=EPILOG_INFO, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pi.add_argument("path", nargs="?", help="a DICOM file or folder (walked recursively)")
+    pi.add_argument("path", nargs="?", help="a DICOM file or folder (walked recursively), or a DICOMweb URL "
+                                            "(server root, study or series URL; QIDO keys as ?Modality=CT&...)")
     pi.add_argument("--json", action="store_true", help="machine-readable output")
     pi.set_defaults(func=cmd_info)
     pb = sub.add_parser("batch", help="run a recipe over every series under a folder, on Dask",
@@ -437,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.set_defaults(func=cmd_demo)
     pv = sub.add_parser("view", help="serve a browser viewer of one series (3 linked orthogonal views + oblique)",
                         epilog=EPILOG_VIEW, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pv.add_argument("path", help="a DICOM file or folder")
+    pv.add_argument("path", help="a DICOM file or folder, or a DICOMweb URL (credentials: GPUKIT_DICOMWEB_TOKEN, "
+                                 "or GPUKIT_DICOMWEB_USER and GPUKIT_DICOMWEB_PASSWORD)")
     pv.add_argument("--series", help="series number or UID when the folder holds several")
     pv.add_argument("--backend", choices=BACKEND_CHOICES, help="compute backend (default: auto, a GPU where there is one)")
     pv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -168,6 +168,39 @@ class CapabilityError(GpukitError, ValueError):
     """An operation needs a capability the chosen backend does not have (the message names both)."""
 
 
+# -- DICOMweb (a PACS over HTTP) -----------------------------------------------------------
+class DicomWebError(GpukitError, RuntimeError):
+    """A DICOMweb server could not be reached or answered with an error (after the retries). ``path`` is the
+    URL asked, without credentials; ``status`` the HTTP status when there was one. Never carries a password or
+    a token."""
+
+    def __init__(self, message: str, path=None, status: int | None = None):
+        super().__init__(message, path)
+        self.status = status
+
+
+class DicomWebAuthError(DicomWebError):
+    """The DICOMweb server refused the credentials (HTTP 401 or 403), or none were given where some are
+    needed. Says where credentials come from; never shows them."""
+
+
+class TruncatedResponseError(DicomWebError):
+    """A DICOMweb answer ended before its declared length (a cut connection, a damaged multipart body, an
+    instance shorter than its own Pixel Data): nothing of it is used or cached. Names the instance."""
+
+
+class IncompleteSeriesError(DicomWebError):
+    """Some instances of a series could not be retrieved: the series is not loaded (never a shorter volume).
+
+    ``missing`` lists the SOP Instance UIDs not retrieved and ``failures`` maps each to its error.
+    """
+
+    def __init__(self, message: str, path=None, missing: Iterable = (), failures: dict | None = None):
+        super().__init__(message, path)
+        self.missing = list(missing)
+        self.failures = dict(failures or {})
+
+
 # -- environment ----------------------------------------------------------------
 class EnvironmentProblem(GpukitError, RuntimeError):
     """Something the machine lacks (a package, a device)."""

@@ -97,3 +97,27 @@ def can_mount_tmpfs() -> bool:
         return False
     finally:
         probe.rmdir()
+
+
+# -- a real Orthanc with its DICOMweb plugin (tests/orthanc_server.py) -------------------------------------------
+#: the shared series uploaded to the session's Orthanc
+ORTHANC_SERIES = ("ct_philips_1mm", "ct_philips_tilt", "ts_compressed", "enh_mr_siemens_xa30")
+
+
+@pytest.fixture(scope="session")
+def orthanc():
+    """A real Orthanc on 127.0.0.1 (free port, temporary storage, authentication on) holding the shared series,
+    uploaded once per session; ``.uploads[name]`` says what each upload stored and refused. Skips with the
+    reason where Orthanc, its DICOMweb plugin or the shared data are missing; stopped at the end of the session."""
+    from orthanc_server import OrthancServer, find_orthanc
+
+    _, _, why = find_orthanc()
+    if why:
+        pytest.skip(why)
+    folders = {name: data_path(name) for name in ORTHANC_SERIES}
+    srv = OrthancServer().start()
+    try:
+        srv.uploads = {name: srv.upload_folder(folder) for name, folder in folders.items()}
+        yield srv
+    finally:
+        srv.stop()

@@ -6,11 +6,56 @@ import os
 from typing import Sequence
 
 from ..errors import AmbiguousSeriesError, CorruptDicomError, GpukitError, InputNotFoundError, NoPixelDataError, \
-    SeriesNotFoundError
+    ParameterTypeError, SeriesNotFoundError
 from ..volume import Volume
 from .load import build_volume
 from .header import is_foreign_error, read_header
-from .scan import ScanResult, SeriesInfo, _skip_reason, group_frames, scan
+from .scan import ScanResult, SeriesInfo, _skip_reason, group_frames
+from .scan import scan as _scan_files
+
+
+def _is_url(path) -> bool:
+    return isinstance(path, str) and path[:8].lower().startswith(("http://", "https://"))
+
+
+def _is_web_series(info) -> bool:
+    return isinstance(info, SeriesInfo) and bool(info.frames) and hasattr(info.frames[0].header, "sop_uid")
+
+
+def scan(paths: "str | os.PathLike | Sequence", *, workers: int | None = None, **query) -> ScanResult:
+    """Find the DICOM series under files and folders, or on a DICOMweb server, reading headers only.
+
+    Parameters
+    ----------
+    paths : a file, a folder (walked recursively), a list of them, or a DICOMweb URL
+        (``http(s)://host/dicom-web``, optionally ``/studies/{uid}[/series/{uid}]`` and QIDO keys as a query
+        string).
+    workers : threads for header reading (default 1; raise it for network file systems); for a URL, the
+        metadata requests in flight (default 4).
+    **query : for a URL only: ``study=``, ``series=``, ``modality=``, ``date=`` (a StudyDate or a range),
+        ``filters=`` (more QIDO matching keys), ``client=`` (a :class:`gpukit.dicomweb.DicomWebClient`); see
+        :func:`gpukit.dicomweb.scan`.
+
+    Returns
+    -------
+    ScanResult
+        A list of :class:`SeriesInfo` sorted by series number, with ``.skipped`` (see
+        :func:`gpukit.dicom.scan.scan`). Over DICOMweb each frame's ``path`` is its instance URL.
+
+    Examples
+    --------
+    >>> found = gpukit.scan("study/")                                         # doctest: +SKIP
+    >>> found = gpukit.scan("http://127.0.0.1:8042/dicom-web", modality="CT")  # doctest: +SKIP
+    >>> print(found.table())                                                  # doctest: +SKIP
+    """
+    if _is_url(paths):
+        from ..dicomweb import source
+
+        return source.scan(paths, parallel=workers or source.DEFAULT_PARALLEL, **query)
+    if query:
+        raise ParameterTypeError(f"scan() got DICOMweb options ({', '.join(sorted(query))}) for a path; they apply to "
+                        f"http(s):// URLs only")
+    return _scan_files(paths, workers=workers)
 
 
 def _pick(found: ScanResult, series, where: str) -> SeriesInfo:
@@ -48,12 +93,14 @@ def _pick(found: ScanResult, series, where: str) -> SeriesInfo:
 
 
 def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_irregular: str = "raise",
-         workers: int | None = None, backend: str | None = None) -> Volume:
+         workers: int | None = None, backend: str | None = None, **web) -> Volume:
     """Read a DICOM series into a :class:`~gpukit.Volume`.
 
     Parameters
     ----------
-    path : file, folder, list of them, or a :class:`SeriesInfo` returned by :func:`scan`.
+    path : file, folder, list of them, a :class:`SeriesInfo` returned by :func:`scan`, or a DICOMweb URL
+        (the server root, a study or a series URL; ``#part`` picks a part of a split series): the instances
+        are retrieved in the stored transfer syntax, through the local cache, and read exactly as files.
     series : which series when several are under ``path``: a SeriesInstanceUID
         (``uid`` or ``uid#part`` for a split series), a SeriesNumber, or a
         :class:`SeriesInfo`. Without it, ``path`` must hold exactly one volume
@@ -73,6 +120,11 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
         a CuPy array of the stored integers (``to_numpy()`` copies it back).
         A volume larger than the free device memory raises
         :class:`~gpukit.errors.DeviceMemoryError`. Default: host memory.
+    **web : for a DICOMweb URL (or a series scanned from one) only: ``client=``, ``cache=`` (an
+        :class:`~gpukit.dicomweb.InstanceCache`, a folder, or False), ``parallel=`` (requests in flight,
+        default 4), and the :func:`scan` filters (``study=``, ``modality=``, ``date=``, ``filters=``); see
+        :func:`gpukit.dicomweb.load_series`. A series that cannot be retrieved whole raises
+        :class:`~gpukit.errors.IncompleteSeriesError` naming the missing instances.
 
     Returns
     -------
@@ -89,6 +141,11 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
     """
     if on_irregular not in ("raise", "keep"):
         raise ValueError(f"on_irregular must be 'raise' or 'keep', got {on_irregular!r}")
+    if _is_url(path) or _is_web_series(path):
+        return _load_web(path, series, on_irregular=on_irregular, workers=workers, backend=backend, **web)
+    if web:
+        raise ParameterTypeError(f"load() got DICOMweb options ({', '.join(sorted(web))}) for a path; they apply to "
+                        f"http(s):// URLs only")
     if isinstance(path, (str, os.PathLike)) and not os.path.lexists(path):
         raise InputNotFoundError("no such file or directory", path)
     if isinstance(path, SeriesInfo):
@@ -114,6 +171,33 @@ def load(path: "str | os.PathLike | Sequence | SeriesInfo", series=None, *, on_i
         # a pydicom/numpy/decoder exception that no reader turned into a GpukitError: name the series' file
         where = info.files[0] if info.files else None
         raise CorruptDicomError(f"cannot load series {info.id} ({type(exc).__name__}: {exc})", where) from exc
+
+
+def _load_web(path, series, *, on_irregular, workers, backend, client=None, cache=None, parallel=None,
+              **query) -> Volume:
+    """:func:`load` from a DICOMweb URL or a series scanned from one (gpukit.dicomweb does the work)."""
+    from ..dicomweb import source
+
+    parallel = parallel or workers or source.DEFAULT_PARALLEL
+    own = None
+    if client is None and _is_url(path):        # one client for the scan and the load (credentials in the URL)
+        client = own = source.client_for_url(path)
+    try:
+        if _is_web_series(path) or _is_web_series(series):
+            info = path if _is_web_series(path) else series
+        else:
+            if series is None and "#" in path:          # a series URL with its part: ...series/UID#2
+                path, part = path.rsplit("#", 1)
+                series = f"{source.parse_url(path).series}#{part}"
+            if isinstance(series, SeriesInfo):          # found in a folder: the same series on the server
+                series = series.id
+            found = source.scan(path, series=series, client=client, parallel=parallel, **query)
+            info = _pick(found, series, source.parse_url(path).server)
+        return source.load_series(info, client=client, cache=cache, parallel=parallel, on_irregular=on_irregular,
+                                  workers=workers, backend=backend)
+    finally:
+        if own is not None:
+            own.close()
 
 
 __all__ = ["scan", "load", "SeriesInfo", "ScanResult"]
