@@ -144,10 +144,49 @@ def signatures():
     return K.signatures()
 
 
-def _check_ptx(name, sig, cc, exp_constants):
+def _compile_job(job):
+    """Compile one ``(index into signatures(), cc)`` in a worker process; returns the PTX."""
     from gpukit.backends.numba_cuda import kernels as K
 
-    ptx = K.compile_ptx(name, sig, cc)
+    n, cc = job
+    name, sig = K.signatures()[n]
+    return K.compile_ptx(name, sig, cc)
+
+
+def _wanted(signatures, cc) -> list[int]:
+    """Indices of the signatures compiled for ``cc``: every one on sm_80, one per kernel (int16) elsewhere."""
+    if cc == (8, 0):
+        return list(range(len(signatures)))
+    seen, out = set(), []
+    for n, (name, sig) in enumerate(signatures):
+        if name not in seen and str(sig[0].dtype) == "int16":
+            seen.add(name)
+            out.append(n)
+    return out
+
+
+ARCHS = [(8, 0), (7, 0), (7, 5), (9, 0)]
+
+
+@pytest.fixture(scope="module")
+def compiled(signatures):
+    """PTX of every (signature, architecture) the tests check, compiled once in two processes: libNVVM is
+    single-threaded and the compiles are most of this file's time, so both cores of a CI machine work on them."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    nvvm = _nvvm()
+    archs = [cc for cc in ARCHS if nvvm.check_options([f"-arch=compute_{cc[0]}{cc[1]}".encode()])]
+    jobs = [(n, cc) for cc in archs for n in _wanted(signatures, cc)]
+    with ProcessPoolExecutor(max_workers=min(2, os.cpu_count() or 1), mp_context=mp.get_context("spawn")) as pool:
+        return dict(zip(jobs, pool.map(_compile_job, jobs)))
+
+
+def _check_ptx(name, sig, cc, exp_constants, ptx=None):
+    from gpukit.backends.numba_cuda import kernels as K
+
+    if ptx is None:
+        ptx = K.compile_ptx(name, sig, cc)
     assert f".target sm_{cc[0]}{cc[1]}" in ptx
     assert re.search(r"\.visible \.entry\s+\S*" + name, ptx), f"no kernel entry for {name}"
     bad = contracted(ptx, exp_constants if name == "window" else set())
@@ -155,25 +194,24 @@ def _check_ptx(name, sig, cc, exp_constants):
     return ptx
 
 
-def test_every_kernel_and_type_combination_compiles_for_sm80(signatures, exp_constants):
+def test_every_kernel_and_type_combination_compiles_for_sm80(signatures, exp_constants, compiled):
     from gpukit.backends.numba_cuda import kernels as K
 
     assert {n for n, _ in signatures} == set(K.PYFUNCS)            # every kernel is in the list
     stored = {str(sig[0].dtype) for _, sig in signatures}
     assert stored == {"uint8", "int8", "uint16", "int16", "int32", "uint32", "float32", "float64"}
-    for name, sig in signatures:
-        _check_ptx(name, sig, (8, 0), exp_constants)
+    for n, (name, sig) in enumerate(signatures):
+        _check_ptx(name, sig, (8, 0), exp_constants, compiled[n, (8, 0)])
 
 
-@pytest.mark.parametrize("cc", [(7, 0), (7, 5), (9, 0)], ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
-def test_every_kernel_compiles_for_other_architectures(signatures, exp_constants, cc):
+@pytest.mark.parametrize("cc", ARCHS[1:], ids=lambda cc: f"sm_{cc[0]}{cc[1]}")
+def test_every_kernel_compiles_for_other_architectures(signatures, exp_constants, compiled, cc):
     _arch_or_skip(cc)
     seen = set()
-    for name, sig in signatures:
-        if name in seen or str(sig[0].dtype) != "int16":
-            continue
+    for n in _wanted(signatures, cc):
+        name, sig = signatures[n]
         seen.add(name)
-        _check_ptx(name, sig, cc, exp_constants)
+        _check_ptx(name, sig, cc, exp_constants, compiled[n, cc])
     from gpukit.backends.numba_cuda import kernels as K
 
     assert seen == set(K.PYFUNCS)
