@@ -28,6 +28,7 @@ SECTIONS = {
     "intensity": (".bench_intensity", 512, 4, 5),
     "sampling": (".bench_sampling", 512, 16, 3),
     "batch": (".bench_batch", 512, 32, 1),
+    "firstcall": (".bench_firstcall", 140, 8, 7),   # fresh processes: first calls (cache warm), one-time compile
     "gpu": (".bench_gpu", 512, 64, 5),     # skipped, with the reason, where there is no device
     "view": (".bench_view", 512, 128, 1),  # gpukit view in chromium: event to painted frame (skipped without one)
     "dicomweb": (".bench_dicomweb", 140, 54, 3),   # series over DICOMweb (a local Orthanc) vs from disk

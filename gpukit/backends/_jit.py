@@ -9,9 +9,23 @@ import it (never ``import gpukit``).
 (:mod:`gpukit.backends._cachelock`): two processes filling one function's cache at once (batch workers on a
 fresh install) could otherwise leave a signature pointing at another signature's machine code
 (numba/numba#4807), and every later process would run it.
+
+Two changes make a fresh process's first call cheaper (issue 11: first calls under 0.2 s):
+
+* a cached kernel loads without Numba's refresh of its whole CPU target context first
+  (:class:`_LightCache`): that refresh imports every lowering registry Numba has, and SciPy's ``scipy.linalg``
+  to look for a BLAS (0.3-0.4 s of a 0.65-0.75 s first call here, machine loaded), while rebuilding a cached
+  kernel needs only Numba's runtime (NRT). A cache miss compiles as before, and Numba's compiler refreshes
+  the context itself then;
+* each function's cache object is made when the function is first compiled or loaded (:class:`_LazyCache`),
+  not for all 72 kernels and helpers when their modules are imported.
+
+``GPUKIT_NUMBA_LIGHT_CACHE=0`` turns both off (Numba's own loading, still under the lock).
 """
 
 from __future__ import annotations
+
+import os
 
 try:
     from numba import njit as _njit
@@ -24,15 +38,64 @@ except ImportError:  # numba absent: the backend reports itself unavailable; the
             return args[0]
         return lambda f: f
 
+    LIGHT_CACHE = False
 else:
     from numba.core.caching import FunctionCache
 
     from ._cachelock import locked
 
     _Cache = locked(FunctionCache)
+    LIGHT_CACHE = False
+    try:
+        from numba.core.runtime.nrt import rtsys
+
+        class _LightCache(FunctionCache):
+            """Numba's per-function disk cache, minus the target-context refresh before a lookup.
+
+            Numba's ``Cache.load_overload`` calls ``target_context.refresh()`` and then looks the signature
+            up; rebuilding a cached kernel (unpickle, load its object code, make the entry point) needs only
+            the runtime, which the refresh would have started (without it a kernel that allocates crashes).
+            The rest is Numba's own code (index lookup, source stamp check, its guard against spurious I/O
+            errors).
+            """
+
+            def load_overload(self, sig, target_context):
+                rtsys.initialize(target_context)
+                with self._guard_against_spurious_io_errors():
+                    return self._load_overload(sig, target_context)
+
+        if os.environ.get("GPUKIT_NUMBA_LIGHT_CACHE", "1") != "0" and \
+                callable(getattr(FunctionCache, "_load_overload", None)) and \
+                callable(getattr(FunctionCache, "_guard_against_spurious_io_errors", None)):
+            _Cache = locked(_LightCache)
+            LIGHT_CACHE = True
+    except ImportError:  # another Numba layout: its own loading, under the lock
+        pass
+
+    class _LazyCache:
+        """A dispatcher's disk cache (:data:`_Cache`), made at its first compile or load, not at decoration.
+
+        Numba makes each ``cache=True`` function's cache when its module is imported (finding the cache
+        folder and checking it is writable by creating a file there: a file system round trip per function,
+        72 of them for gpukit's kernel modules), although a process calls only a few of them and the
+        ``inline="always"`` helpers are never called on their own.
+        """
+
+        def __init__(self, py_func):
+            self._py_func = py_func
+            self._real = None
+
+        def _get(self):
+            if self._real is None:
+                self._real = _Cache(self._py_func)
+            return self._real
+
+        def __getattr__(self, name):
+            return getattr(self._get(), name)
 
     def njit(*args, **kwargs):
-        """``numba.njit``; ``cache=True`` caches on disk under a per-function lock (:mod:`._cachelock`)."""
+        """``numba.njit``; ``cache=True`` caches on disk under a per-function lock (:mod:`._cachelock`), loading
+        through :class:`_LightCache` (a cache made on first use, :class:`_LazyCache`)."""
         if args and not callable(args[0]):          # explicit signatures: Numba's own
             return _njit(*args, **kwargs)
         cache = bool(kwargs.pop("cache", False))
@@ -40,7 +103,8 @@ else:
         def apply(f):
             disp = _njit(**kwargs)(f)
             if cache:
-                disp._cache = _Cache(disp.py_func)      # what Dispatcher.enable_caching does, with the lock
+                # what Dispatcher.enable_caching does, with the lock
+                disp._cache = _LazyCache(disp.py_func) if LIGHT_CACHE else _Cache(disp.py_func)
             return disp
 
         return apply(args[0]) if args else apply

@@ -58,8 +58,21 @@ def warm_up(backend: str | None = None, dtype=np.int16, *, background: bool = Tr
                 pass
 
         t = _started[key] = threading.Thread(target=quiet, name="gpukit-warm-up", daemon=True)
-    t.start()
+        t.start()      # under the lock: a thread found in ``_started`` (join_warm_up) has always started
     return t
 
 
-__all__ = ["warm_up"]
+def join_warm_up(backend: str | None = None, dtype=np.int16, timeout: float | None = None) -> None:
+    """Wait for the warm-up of ``(backend, dtype)`` that this process started, if any (whoever started it).
+
+    A batch worker running two series at once starts the warm-up with the first; the second waits here
+    before its own kernels run, so no kernel runs beside the warm-up's (Numba's ``workqueue`` threading layer
+    aborts the process when two threads run parallel kernels at once).
+    """
+    with _lock:
+        t = _started.get((backend, np.dtype(dtype).str))
+    if t is not None and t is not threading.current_thread():
+        t.join(timeout)
+
+
+__all__ = ["warm_up", "join_warm_up"]

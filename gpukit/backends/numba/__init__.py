@@ -8,9 +8,35 @@ used (``import gpukit`` stays light).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+
 from .. import codes
-from ..contract import HostBackend, ModuleKernels
+from ..contract import HostBackend
+
+
+class _Kernels:
+    """The kernel modules, each imported when one of its operations is first asked for: a process that only
+    windows never imports (and never sets up the disk caches of) the sampler's kernels, and the reverse.
+
+    Like :class:`~gpukit.backends.contract.ModuleKernels`, an operation is looked up at call time in the first
+    module whose ``__all__`` names it (so a test may patch a module's function).
+    """
+
+    #: operation -> its module; any other operation is looked for in every module, in this order
+    HOME = {"rescale_kernel": "intensity", "window_kernel": "intensity", "minmax_kernel": "intensity",
+            "project_axis": "axis"}
+    ORDER = ("axis", "sampler", "intensity")
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        home = self.HOME.get(name, "sampler")
+        for mod in (home,) + tuple(m for m in self.ORDER if m != home):
+            m = importlib.import_module(f"{__name__}.{mod}")
+            if name in getattr(m, "__all__", ()):
+                return getattr(m, name)
+        raise AttributeError(f"no kernel {name!r} in {', '.join(f'{__name__}.{m}' for m in self.ORDER)}")
 
 
 class NumbaBackend(HostBackend):
@@ -30,9 +56,7 @@ class NumbaBackend(HostBackend):
 
     def kernels(self):
         if self._kernels is None:
-            from . import axis, intensity, sampler
-
-            self._kernels = ModuleKernels(axis, sampler, intensity)
+            self._kernels = _Kernels()
         return self._kernels
 
     @property
