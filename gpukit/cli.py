@@ -105,6 +105,8 @@ EPILOG_BATCH = """examples:
   gpukit batch archive/ results/ --recipe chest.toml --workers 2
   gpukit batch archive/ results/ --scheduler tcp://10.0.0.5:8786
   gpukit batch archive/ results/ --retry-failed          # rerun: skips finished series, redoes failed ones
+  gpukit batch https://pacs/dicom-web results/ --modality CT --date 20240101-   # series from a PACS
+  gpukit batch https://pacs/dicom-web results/ --stow https://pacs/dicom-web      # results stored back
   gpukit batch --print-default-recipe > my.toml
 """
 
@@ -126,8 +128,15 @@ def cmd_batch(args) -> int:
         return EXIT_BAD_INPUT
     recipe = load_recipe(args.recipe)    # validated before anything runs
     try:
+        bad = [f for f in args.filter or [] if "=" not in f.strip("=")]
+        if bad:
+            print(f"gpukit batch: --filter takes KEY=VALUE (a QIDO matching key), got {bad[0]!r}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        query = {"modality": args.modality, "date": args.date,
+                 "filters": dict(f.split("=", 1) for f in args.filter or []) or None}
         res = run_batch(args.input, args.output, recipe, scheduler=args.scheduler, n_workers=args.workers,
-                        retry_failed=args.retry_failed, backend=args.backend, progress=not args.json)
+                        retry_failed=args.retry_failed, backend=args.backend, progress=not args.json,
+                        query=query, stow=args.stow)
     except OutputWriteError as exc:    # the manifest (or the output root) cannot be written: stop, say where
         print(f"gpukit batch: {exc}", file=sys.stderr)
         return EXIT_OUTPUT
@@ -409,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     pi.set_defaults(func=cmd_info)
     pb = sub.add_parser("batch", help="run a recipe over every series under a folder, on Dask",
                         epilog=EPILOG_BATCH, formatter_class=argparse.RawDescriptionHelpFormatter)
-    pb.add_argument("input", nargs="?", help="INPUT_ROOT: folder scanned recursively")
+    pb.add_argument("input", nargs="?", help="INPUT_ROOT: folder scanned recursively, or a DICOMweb URL (server "
+                                             "root, study or series URL; QIDO keys as ?Modality=CT&...)")
     pb.add_argument("output", nargs="?", help="OUTPUT_ROOT: outputs and manifest.jsonl")
     pb.add_argument("--recipe", help="TOML recipe (default: the built-in recipe)")
     pb.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a LocalCluster)")
@@ -418,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--backend", help="compute backend (default: auto)")
     pb.add_argument("--json", action="store_true", help="print the summary as JSON (no progress bar)")
     pb.add_argument("--print-default-recipe", action="store_true", help="print the built-in recipe and exit")
+    pb.add_argument("--modality", help="DICOMweb input: QIDO Modality filter (e.g. CT)")
+    pb.add_argument("--date", help="DICOMweb input: StudyDate or range (20240101-, 20240101-20241231)")
+    pb.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                    help="DICOMweb input: another QIDO matching key (repeatable), e.g. PatientID=X")
+    pb.add_argument("--stow", metavar="URL", help="store a derived series (regular grid) and a coronal MIP of "
+                                                  "each finished series on this DICOMweb server (STOW-RS)")
     pb.set_defaults(func=cmd_batch)
     pr = sub.add_parser("render", help="write windowed reslices (axial, coronal, sagittal, oblique) as PNG",
                         epilog=EPILOG_RENDER, formatter_class=argparse.RawDescriptionHelpFormatter)

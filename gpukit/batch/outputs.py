@@ -30,11 +30,11 @@ WRITE_THREADS = 2
 
 
 class _Writes:
-    """Encoding and writing in background threads, results in submission order.
+    """Encoding and writing in background threads, results in recipe order.
 
     Each job runs in a copy of the caller's context (the run token of :func:`gpukit.safepath.write_token`
     names the temporaries). ``written`` gets each path as soon as it exists, so a failed series can remove
-    them; :meth:`finish` waits for every job and raises the first error, in submission order.
+    them; :meth:`finish` waits for every job and raises the first error, in recipe order (:attr:`order`).
     """
 
     def __init__(self, written: list):
@@ -43,8 +43,10 @@ class _Writes:
         self._written = written
         self._lock = threading.Lock()
         self.seconds = 0.0       # summed time of the jobs (they overlap the compute)
+        self.order = 0           # the recipe position of the output being submitted: paths come back in it
 
     def submit(self, fn, *args, **kwargs) -> None:
+        """Run ``fn(*args, **kwargs)`` in a writer thread; its paths are listed under the current :attr:`order`."""
         ctx = contextvars.copy_context()     # one copy per job: a context cannot be entered by two threads
 
         def job():
@@ -58,13 +60,13 @@ class _Writes:
                 self._written.append(p)      # atomic under the GIL
             return out
 
-        self._futures.append(self._pool.submit(job))
+        self._futures.append((self.order, len(self._futures), self._pool.submit(job)))
 
     def finish(self, raise_errors: bool = True) -> list[str]:
-        """Wait for every job; the paths in submission order, or the first job's error."""
+        """Wait for every job; the paths in :attr:`order` (then submission) order, or the first job's error."""
         self._pool.shutdown(wait=True)
         paths: list[str] = []
-        for f in self._futures:
+        for _, _, f in sorted(self._futures, key=lambda x: x[:2]):
             if not raise_errors and f.exception() is not None:
                 continue
             out = f.result()
@@ -142,37 +144,59 @@ def _write_2d(writes: _Writes, image_hu: np.ndarray, spec: OutputSpec, out_dir: 
     writes.submit(writers.write_png, base + ".png", img, root=root)
 
 
+#: output kinds whose write (a gzip-compressed volume: seconds) is the longest: computed first, so that their
+#: writer thread runs beside the other outputs' compute instead of after it
+LONG_WRITES = ("volume", "resample")
+
+
+def compute_order(recipe: Recipe) -> list[int]:
+    """The order in which :func:`produce` computes a recipe's outputs: the long writes first, else the recipe's."""
+    return sorted(range(len(recipe.outputs)), key=lambda n: (recipe.outputs[n].kind not in LONG_WRITES, n))
+
+
 def produce(vol, recipe: Recipe, out_dir: str, backend: str | None = None,
             root: str | None = None, written: list | None = None,
-            skipped: list | None = None) -> tuple[list[str], float, float]:
+            skipped: list | None = None, compute_lock=None) -> tuple[list[str], float, float]:
     """Compute and write every output; returns (paths, compute seconds, write seconds).
 
-    Outputs are computed here, one after the other, while the previous ones are encoded and written in
-    :data:`WRITE_THREADS` background threads; "write" is the time those threads spent (it overlaps "compute").
+    Outputs are computed here, one after the other (long writes first, :func:`compute_order`), while the
+    previous ones are encoded and written in :data:`WRITE_THREADS` background threads; "write" is the time those
+    threads spent (it overlaps "compute"). The paths come back in the recipe's order.
     ``root``: the output root; every path written is checked to stay inside it.
     ``written``: a list that gets each path as soon as it is written (so a caller can remove them again when a
     later output fails); every write has ended when this returns or raises. ``skipped``: a list that gets
     ``{"name", "kind", "reason"}`` for each output that makes no sense for this series (see :func:`why_skip`).
+    ``compute_lock``: held while computing and released before waiting for the writes, so that a batch
+    worker running several series at once computes one at a time (its kernels use all of the worker's
+    cores) while another series is read and the one before is written. Its wait is not in "compute".
     """
+    import contextlib
+
     from ..safepath import confine
 
     if root is not None:
         out_dir = confine(root, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     writes = _Writes([] if written is None else written)
-    t0 = time.perf_counter()
+    todo = []
+    for n, spec in enumerate(recipe.outputs):
+        reason = why_skip(vol, spec)
+        if reason is None:
+            todo.append(n)
+        elif skipped is not None:
+            skipped.append({"name": spec.name, "kind": spec.kind, "reason": reason})
+    todo = [n for n in compute_order(recipe) if n in todo]
+    compute = 0.0
     try:
-        for spec in recipe.outputs:
-            reason = why_skip(vol, spec)
-            if reason is not None:
-                if skipped is not None:
-                    skipped.append({"name": spec.name, "kind": spec.kind, "reason": reason})
-                continue
-            _produce_one(writes, vol, spec, out_dir, backend, root)
+        with compute_lock if compute_lock is not None else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            for n in todo:
+                writes.order = n
+                _produce_one(writes, vol, recipe.outputs[n], out_dir, backend, root)
+            compute = time.perf_counter() - t0
     except BaseException:
         writes.finish(raise_errors=False)    # every write has ended (and is in ``written``) before the error
         raise
-    compute = time.perf_counter() - t0
     paths = writes.finish()
     return paths, compute, writes.seconds
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import EnvironmentProblem, GpukitError
+from ..errors import DicomWebError, EnvironmentProblem, GpukitError
 from ..safepath import confine, new_token, safe_component, sweep_temporaries, write_token
 from .manifest import Manifest, OutputWriteError, append_checked, output_error, path_size, sha256_path
 from .recipe import Recipe, load_recipe
@@ -44,13 +45,21 @@ def series_folder(info_dict: dict) -> str:
 
 RUNS_FILE = ".gpukit-runs"
 
+#: series in flight in each worker of an in-process cluster (its Dask threads): one computes while the next is
+#: read and decoded, and the writes of the one before go on in their own threads (:mod:`.outputs`)
+SERIES_PER_WORKER = 2
+
+#: held by a series while it computes: one series computes at a time in a worker process, whatever its thread count
+_COMPUTE_LOCK = threading.Lock()
+
 #: a non-volume entry's manifest row lists this many of its files (and how many more there are)
 PATHS_SHOWN = 5
 
 
 def skipped_key(path: str) -> str:
-    """The manifest key of a skipped input file: its resolved path, however the input was spelled."""
-    return f"file:{os.path.realpath(path)}"
+    """The manifest key of a skipped input file: its resolved path, however the input was spelled (a DICOMweb
+    instance: its URL)."""
+    return f"url:{path}" if "://" in str(path) else f"file:{os.path.realpath(path)}"
 
 
 def check_backend(name: str | None, scheduler: str | None = None) -> str | None:
@@ -117,13 +126,17 @@ def _use_worker_device(n_devices: int) -> int | None:
 
 
 def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict, output_root: str,
-                   backend: str | None = None, n_devices: int = 0, run_token: str | None = None) -> dict:
+                   backend: str | None = None, n_devices: int = 0, run_token: str | None = None,
+                   web=None, stow: str | None = None) -> dict:
     """Dask task: load one series, produce the recipe's outputs, return the manifest record.
 
     ``n_devices`` > 0: this worker is one of the batch's GPU workers and takes
     device ``worker index % n_devices``. ``run_token``: the batch run's write
     token; temporaries carry it, and the task removes only those of this run
     (an earlier attempt of this very task whose worker died).
+
+    ``web``: the series' DICOMweb SeriesInfo (this worker fetches it, credentials from its own environment:
+    :mod:`gpukit.dicomweb.batch`); ``stow``: a DICOMweb URL where a derived series and a MIP are stored back.
 
     Never raises for a gpukit error (bad input, missing decoder): those become
     a ``failed`` record. Other exceptions are internal errors and are recorded
@@ -132,7 +145,7 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
     from .. import dicom
     from ..dicom.load import build_volume
     from ..dicom.pixels import _stored_dtype
-    from ..ops.warm import warm_up
+    from ..ops.warm import join_warm_up, warm_up
     from .outputs import produce
     from .recipe import parse_recipe
 
@@ -146,7 +159,7 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
         out_dir = confine(output_root, out_dir)     # before anything is written or deleted there
         sweep_temporaries(out_dir, [token])         # left by an earlier attempt whose worker died mid-write
         r = parse_recipe(recipe, "<batch>")
-        found = dicom.scan.scan(files)
+        found = [web] if web is not None else dicom.scan.scan(files)
         match = [s for s in found if s.id == series_id]
         if not match and "#" in series_id:
             # one part of a split series (say one echo of a field map): its files alone form the whole series
@@ -168,29 +181,48 @@ def process_series(files: list[str], series_id: str, out_dir: str, recipe: dict,
         # computed there and only the results cross back, at the writers
         # this worker's kernels load (or compile) while the series is read; the warm-up ends before any kernel
         # of the series runs (two threads must not run Numba's parallel kernels at once on its workqueue layer)
-        warm = warm_up(rec["backend"], _stored_dtype(info.frames[0])) if info.frames else None
+        # (a worker running two series at once: the second one waits for the warm-up the first one started)
+        dtype = _stored_dtype(info.frames[0]) if info.frames else None
+        if dtype is not None:
+            warm_up(rec["backend"], dtype)
         try:
-            vol = build_volume(info, backend=rec["backend"])
+            if web is not None:
+                from ..dicomweb.batch import load_for_worker
+
+                vol = load_for_worker(info, backend=rec["backend"])
+            else:
+                vol = build_volume(info, backend=rec["backend"])
         finally:
-            if warm is not None:
-                warm.join()
+            if dtype is not None:
+                join_warm_up(rec["backend"], dtype)
         rec["timings_s"]["decode"] = time.perf_counter() - t1
         rec["shape"] = list(vol.shape)
+        t2 = time.perf_counter()
         with write_token(token):
+            # one series computes at a time in this worker (its kernels use the worker's cores); the other
+            # series in flight here is read meanwhile, and this one's writes go on after the lock is released
             outputs, compute_s, write_s = produce(vol, r, out_dir, backend=rec["backend"], root=output_root,
-                                                  written=written, skipped=skipped)
+                                                  written=written, skipped=skipped, compute_lock=_COMPUTE_LOCK)
         rec["timings_s"]["compute"] = compute_s
+        # waiting for this worker's compute lock (another series computing) and for this series' last writes
+        rec["timings_s"]["wait"] = max(0.0, time.perf_counter() - t2 - compute_s)
         rec["timings_s"]["write"] = write_s
         rec["outputs"] = [{"path": os.path.relpath(p, output_root), "bytes": path_size(p),
                            "sha256": sha256_path(p)} for p in outputs]
         if skipped:
             rec["skipped_outputs"] = skipped
+        if stow:
+            from ..dicomweb.batch import store_derived
+
+            with _COMPUTE_LOCK:     # it regularizes and projects: never beside another series' kernels
+                rec["stored"] = store_derived(vol, info, r, stow, backend=rec["backend"])
         rec["status"] = "ok"
     except OutputWriteError as exc:   # a full or read-only output: the message names the file
         rec.update(status="failed", error=type(exc).__name__, message=str(exc), kind="output")
     except GpukitError as exc:
         rec.update(status="failed", error=type(exc).__name__, message=str(exc),
-                   kind="environment" if isinstance(exc, EnvironmentProblem) else "bad input")
+                   kind="environment" if isinstance(exc, EnvironmentProblem) else
+                   "source" if isinstance(exc, DicomWebError) else "bad input")
     except OSError as exc:   # e.g. a full disk or an unwritable output folder
         exc = output_error(exc, getattr(exc, "filename", None) or out_dir)
         rec.update(status="failed", error=type(exc).__name__, message=str(exc), kind="output")
@@ -255,9 +287,10 @@ def _progress(done: int, total: int, failed: int, t0: float, stream) -> None:
 
 
 def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike", recipe: "Recipe | str | None" = None,
-              *, scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int = 1,
+              *, scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int | None = None,
               retry_failed: bool = False, backend: str | None = None, progress: bool = True,
-              on_result: Callable[[dict], None] | None = None) -> BatchResult:
+              on_result: Callable[[dict], None] | None = None, query: dict | None = None,
+              stow: str | None = None) -> BatchResult:
     """Produce the recipe's outputs for every volume series under ``input_root``.
 
     Parameters
@@ -268,7 +301,13 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
     scheduler : address of an existing Dask scheduler (``tcp://host:port``);
         None starts an in-process ``LocalCluster`` of ``n_workers`` processes
         (default: one per core).
+    threads_per_worker : series in flight per worker of that cluster (default :data:`SERIES_PER_WORKER`: one
+        computes, one is read; they never compute at once); Numba gets ``cores // n_workers`` threads per worker.
     retry_failed : also redo series that failed in an earlier run.
+    query : for a DICOMweb ``input_root`` (``http(s)://host/dicom-web[/studies/S][?Modality=CT&...]``): QIDO
+        filters, ``{"modality": "CT", "date": "20240101-", "filters": {...}}`` (:mod:`gpukit.dicomweb.batch`);
+        each worker fetches its own series, credentials from its own environment.
+    stow : a DICOMweb URL: each finished series also stores a derived series and a MIP there (STOW-RS).
     """
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -290,7 +329,18 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
     token = new_token()
     # temporaries of earlier runs here that ended without cleaning up (killed): theirs alone, never other files
     sweep_temporaries(output_root, _earlier_runs(output_root))
-    found = scan(input_root)
+    web = isinstance(input_root, str) and "://" in input_root
+    if web:
+        from ..dicomweb.batch import manifest_fields, scan_source
+
+        found = scan_source(input_root, **(query or {}))
+    else:
+        if query and any(v for v in query.values()):
+            from ..errors import InvalidParameterError
+
+            raise InvalidParameterError(f"QIDO filters ({', '.join(k for k, v in query.items() if v)}) apply to a "
+                                        f"DICOMweb URL input, not to a folder")
+        found = scan(input_root)
     stream = sys.stderr if progress else None
 
     # everything that is not a volume is accounted for in the manifest, once
@@ -303,7 +353,7 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
         key = skipped_key(sk.path)
         if key not in manifest.records:
             manifest.append({"key": key, "status": "skipped_file", "message": sk.reason, "error": sk.error,
-                             "path": os.path.realpath(sk.path)})
+                             "path": sk.path if web else os.path.realpath(sk.path)})
 
     todo = []
     skipped_done = 0
@@ -330,8 +380,8 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
             # each worker's compiled kernels get their share of the cores, not all of them (no oversubscription)
             share = str(max(1, (os.cpu_count() or 1) // n))
             env = {"NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS", share)}
-            cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                                   dashboard_address=None, env=env)
+            cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker or SERIES_PER_WORKER,
+                                   processes=True, dashboard_address=None, env=env)
             client = Client(cluster)
         recipe_dict = r.to_dict()
         try:
@@ -346,7 +396,8 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
                                         "message": str(exc), "kind": "output"}))
                     continue
                 fut = client.submit(process_series, s.files, s.id, out_dir, recipe_dict, output_root, backend,
-                                    n_gpu, token, key=f"series-{s.id}", pure=False, retries=2)
+                                    n_gpu, token, key=f"series-{s.id}", pure=False, retries=2,
+                                    web=s if web else None, stow=stow)
                 futs[fut] = s
             failed = 0
             _progress(0, len(todo), 0, t0, stream)
@@ -363,6 +414,8 @@ def run_batch(input_root: "str | os.PathLike", output_root: "str | os.PathLike",
             for n_done, (s, rec) in enumerate(outcomes(), 1):
                 rec.update(series_uid=s.uid, series_number=s.series_number, description=s.description,
                            modality=s.modality, source_files=s.files)
+                if web:
+                    rec.update(manifest_fields(s))
                 manifest.append(rec)
                 records.append(rec)
                 if on_result:

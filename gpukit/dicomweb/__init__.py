@@ -12,7 +12,10 @@ The pieces, for batch drivers and finer control:
 - :class:`DicomWebClient`: one server, one connection pool, credentials (:mod:`.auth`), retries, counters;
 - :func:`scan` -> :class:`~gpukit.dicom.scan.ScanResult`; :func:`series_url` keys a found series
   (``server/studies/S/series/Y[#part]``, no credentials) and :func:`instance_uids` lists its instances;
-- :func:`load_series` -> :class:`~gpukit.Volume` (through :func:`fetch_instances` and an :class:`InstanceCache`).
+- :func:`load_series` -> :class:`~gpukit.Volume` (through :func:`fetch_instances` and an :class:`InstanceCache`);
+- STOW-RS (:mod:`.stow`): :func:`derived_series` (a volume as a new CT/MR series, geometry from its affine) and
+  :func:`secondary_capture` (a MIP picture) referencing their source, :func:`store` posts them;
+- in a batch (:mod:`.batch`): ``gpukit.batch.run_batch(URL, OUT, query=..., stow=URL)``.
 
 ``httpx`` is imported only when a client is made.
 """
@@ -24,7 +27,8 @@ from .cache import InstanceCache, default_cache_dir
 from .client import DicomWebClient, RequestStats
 from .source import (DEFAULT_PARALLEL, WebLocation, client_for_url, fetch_instances, instance_uids, is_url,
                      load_series, parse_url, scan, series_url)
+from .stow import derived_series, secondary_capture, store
 
 __all__ = ["DicomWebClient", "RequestStats", "Credentials", "InstanceCache", "default_cache_dir", "scan",
            "load_series", "fetch_instances", "client_for_url", "series_url", "instance_uids", "parse_url", "is_url",
-           "WebLocation", "DEFAULT_PARALLEL"]
+           "WebLocation", "DEFAULT_PARALLEL", "derived_series", "secondary_capture", "store"]

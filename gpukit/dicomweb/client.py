@@ -144,6 +144,18 @@ class DicomWebClient:
         :class:`~gpukit.errors.DicomWebAuthError` on 401/403 (not retried), :class:`~gpukit.errors.DicomWebError`
         for other failures once the tries are spent.
         """
+        headers = {"Accept": accept} if compressed else {"Accept": accept, "Accept-Encoding": "identity"}
+        return self.request("GET", path, headers=headers, params=params, kind=kind, check=check)
+
+    def request(self, method: str, path: str, *, headers: dict | None = None, params: dict | None = None,
+                content: bytes | None = None, kind: str = "other", check: Callable[[Any], None] | None = None,
+                retry_statuses: frozenset = RETRY_STATUSES):
+        """One HTTP request to ``url + path`` with the client's retries, back-off, authentication and counters.
+
+        :meth:`get` is this with ``GET``; STOW-RS (:mod:`gpukit.dicomweb.stow`) POSTs through it. The same body is
+        sent again on each try (a STOW-RS store of the same instances is idempotent: same SOP Instance UIDs).
+        Returns the ``httpx.Response`` (body read); raises as :meth:`get` does.
+        """
         import httpx
 
         url = self.url + path
@@ -154,8 +166,7 @@ class DicomWebClient:
                 self._wait(attempt - 1, busy)
             busy = None
             try:
-                headers = {"Accept": accept} if compressed else {"Accept": accept, "Accept-Encoding": "identity"}
-                resp = self._http.get(url, params=params, headers=headers)
+                resp = self._http.request(method, url, params=params, headers=headers, content=content)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 self.stats.count(kind, 0, retry=attempt > 0)
                 last = exc
@@ -167,7 +178,7 @@ class DicomWebClient:
                     "the server asks for credentials and none were given"
                 raise DicomWebAuthError(f"{what} (HTTP {status}); set {ENV_TOKEN}, or {ENV_USER} and {ENV_PASSWORD}, "
                                         f"or the file named by {ENV_CONFIG}", url, status)
-            if status in RETRY_STATUSES:
+            if status in retry_statuses:
                 last, busy = DicomWebError(f"HTTP {status} {resp.reason_phrase}", url, status), resp
                 continue
             if status >= 400:
@@ -248,6 +259,45 @@ class DicomWebClient:
             raise DicomWebError(f"expected one instance in the answer, got {len(parts)} parts",
                                 self.url + self.instance_path(study, series, sop))
         return parts[0]
+
+
+    # -- STOW-RS -----------------------------------------------------------------------------------------------------
+    def store_instances(self, instances: "list[bytes]", study: str | None = None) -> dict:
+        """STOW-RS: POST Part 10 files as ``multipart/related; type="application/dicom"`` to ``/studies`` (or
+        ``/studies/{study}``), with the client's retries and authentication.
+
+        Returns the server's Store Instances Response (DICOM JSON, PS3.18 10.5.3) as a dict, ``{}`` when it
+        sent none. Raises :class:`~gpukit.errors.DicomWebError` when the server refused any instance (HTTP 409,
+        or a Failed SOP Sequence), naming how many and the failure reasons it gave.
+        """
+        import uuid
+
+        boundary = "gpukit-" + uuid.uuid4().hex
+        delim = b"--" + boundary.encode("ascii")
+        body = bytearray()
+        for data in instances:
+            body += delim + b"\r\nContent-Type: application/dicom\r\nContent-Length: %d\r\n\r\n" % len(data)
+            body += data + b"\r\n"
+        body += delim + b"--\r\n"
+        path = f"/studies/{_uid(study)}" if study else "/studies"
+        headers = {"Accept": DICOM_JSON,
+                   "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+        resp = self.request("POST", path, headers=headers, content=bytes(body), kind="stow")
+        try:
+            answer = resp.json() if resp.content.strip() else {}
+        except ValueError:
+            answer = {}
+        failed = (answer.get("00081198") or {}).get("Value") or [] if isinstance(answer, dict) else []
+        if failed:
+            reasons = sorted({str(_first(f, "00081197")) for f in failed})
+            raise DicomWebError(f"the server refused {len(failed)} of {len(instances)} stored instances "
+                                f"(FailureReason {', '.join(reasons)})", self.url + path, resp.status_code)
+        return answer if isinstance(answer, dict) else {}
+
+
+def _first(obj: dict, tag: str):
+    v = (obj.get(tag) or {}).get("Value")
+    return v[0] if isinstance(v, list) and v else None
 
 
 def _uid(value: str) -> str:
