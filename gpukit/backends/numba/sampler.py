@@ -25,6 +25,18 @@ kernels for 8- and 16-bit integer stored values (other dtypes run "exact"):
   float64 (uniform rescale; per-slice: the two slices' blends rescaled in
   float64, then blended); projections combine the raw blends and rescale the
   result once (uniform rescale), with brick skipping where bricks are given;
+* 16-bit stored values (int16, uint16) on a little-endian host are read as x-neighbour pairs
+  (:mod:`._pairs`: one unaligned 32-bit load for ``flat[o], flat[o + 1]``), four loads a trilinear sample in a
+  scalar loop, and the blends run in a separate loop over the row that LLVM vectorises (checked with
+  ``inspect_asm``: the halves split by shifts and masks in int64 lanes, converted by ``vcvtqq2ps``, blended by
+  packed ``vsubps``/``vmulps``/``vaddps`` on ymm/zmm registers, behind LLVM's runtime alias checks). The reads
+  themselves stay scalar: LLVM's target for this host (``rocketlake``) prefers no gathers, so no loop of reads
+  at computed addresses is vectorised (no ``vpgather`` anywhere in the sampler). Same integers, same float32 operations in the same order:
+  the values are those of the one-value reads bit for bit (``PAIRS = False`` forces those, for tests);
+* projections with brick skipping test groups of rays before computing their samples (a tile's rows x
+  GROUP_C columns x GROUP_S steps against the largest brick bound of the brick box that holds all their
+  samples, see :func:`_project_fast_kernel`; exact, ``GROUPS = False`` turns it off), and the first pass
+  of a long ray (a full MIP) visits every 16th step instead of every 8th;
 * outputs are computed in tiles (FAST_TS x FAST_TR x FAST_TC) whose input
   footprint stays in cache; projections march a tile of rays step by step;
 * slice order: a projection whose rays run inside the slices with the output
@@ -72,6 +84,7 @@ from .._sampler_math import (MODE_MAX, MODE_MEAN, MODE_MIN, MODE_NONE, _blend4_f
                              _inside, _linear, _nearest, _ray_combine, _ray_range, _recip, _row_range, combine_finish,
                              combine_init, combine_mirror, combine_skips, combine_step)
 from ..codes import EPS, MODES
+from ._pairs import load_pair, pair_hi, pair_lo, pair_sign, pairs_apply
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
 
@@ -456,6 +469,14 @@ FAST_TR = 8
 FAST_TS = 8
 #: projections with brick skipping first march every PRE_STEP-th step of each ray (see _project_fast_kernel)
 PRE_STEP = 8
+#: ... and every 2 * PRE_STEP-th step for rays of at least PRE_LONG_STEPS steps (a full MIP: the first pass is then
+#: half as long; its lower bound, over 32 or more samples, is nearly as high)
+PRE_LONG_STEPS = 128
+#: groups of rays tested against the brick grid before their samples are computed: GROUP_C columns of a tile's
+#: rows over GROUP_S steps (see _project_fast_kernel; GROUPS = False turns the test off, for tests: same values)
+GROUP_C = 8
+GROUP_S = 8
+GROUPS = True
 #: stored dtypes the fast path takes (their values are exact in float32); others run the exact path
 FAST_KINDS = ("int8", "uint8", "int16", "uint16")
 
@@ -591,15 +612,74 @@ def _fast_row_none(flat, n, linear, off, odi, odj, odk, kk, wx, wy, wz, g1, slop
             out[s, r, lo + t] = _out_value(v, wnd)
 
 
+@njit(inline="always", **_JIT)
+def _pair_reads(flat, n, off, dj, dk, W):
+    """Stage 2a of a row with pair reads (:mod:`._pairs`): the four x-neighbour pairs of each of the ``n``
+    samples' lower corners (``off``) as int32 words in ``W[0..3]`` (a scalar loop: four loads a sample)."""
+    for t in range(n):
+        o = off[t]
+        W[0, t] = load_pair(flat, o)
+        W[1, t] = load_pair(flat, o + dj)
+        W[2, t] = load_pair(flat, o + dk)
+        W[3, t] = load_pair(flat, o + dk + dj)
+
+
+@njit(inline="always", **_JIT)
+def _pair_blends(n, W, wx, wy, pm, P0, P1):
+    """Stage 2b: the float32 bilinear blends of the two slices (``P0``, ``P1``) from the words of
+    :func:`_pair_reads` -- :func:`_blend4_f32`'s operations in its order, so the same float32 numbers; a loop
+    without reads of the volume, which LLVM vectorises."""
+    for t in range(n):
+        fx = wx[t]
+        fy = wy[t]
+        w = W[0, t]
+        a = pair_lo(w, pm)
+        c0 = a + (pair_hi(w, pm) - a) * fx
+        w = W[1, t]
+        a = pair_lo(w, pm)
+        c1 = a + (pair_hi(w, pm) - a) * fx
+        P0[t] = c0 + (c1 - c0) * fy
+        w = W[2, t]
+        a = pair_lo(w, pm)
+        c0 = a + (pair_hi(w, pm) - a) * fx
+        w = W[3, t]
+        a = pair_lo(w, pm)
+        c1 = a + (pair_hi(w, pm) - a) * fx
+        P1[t] = c0 + (c1 - c0) * fy
+
+
+@njit(inline="always", **_JIT)
+def _pair_row_none(flat, n, off, dj, dk, kk, wx, wy, wz, g1, pm, W, P0, P1, slopes, intercepts, uniform, plain, out,
+                   s, r, lo, wnd):
+    """Stage 2 of a mode "none" trilinear row with pair reads: :func:`_pair_reads`, :func:`_pair_blends`, then
+    the z-blend, rescale and store (one vectorised loop when the rescale is uniform and no window is fused:
+    ``plain``), the values of :func:`_fast_row_none` bit for bit."""
+    _pair_reads(flat, n, off, dj, dk, W)
+    _pair_blends(n, W, wx, wy, pm, P0, P1)
+    if plain:
+        s0 = slopes[0]
+        t0 = intercepts[0]
+        for t in range(n):
+            p0 = P0[t]
+            out[s, r, lo + t] = float(p0 + (P1[t] - p0) * wz[t]) * s0 + t0
+    else:
+        for t in range(n):
+            k0 = kk[t]
+            out[s, r, lo + t] = _out_value(_fast_value(P0[t], P1[t], wz[t], k0, k0 + g1, slopes, intercepts, uniform),
+                                           wnd)
+
+
 @njit(parallel=True, **_JIT)
 def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts, uniform, A, b, linear, fill, eps,
-                          nchunks, out, wnd):
+                          nchunks, pairs, pm, out, wnd):
     """mode "none" at the fast precision, on the plain (``bricked`` False) or bricked layout.
 
     Tiles of FAST_TS x FAST_TR x FAST_TC outputs, ``nchunks`` runs of consecutive tiles (neighbouring tiles share
     input cache lines, so one worker takes them one after the other); per output row
     of a tile the inside columns come from :func:`_row_range` (the outside ones get the fill without a test per
-    sample), then stage 1 (coordinates, vectorised) and stage 2 (reads and blends).
+    sample), then stage 1 (coordinates, vectorised) and stage 2 (reads and blends). ``pairs`` (plain layout,
+    trilinear, :func:`._pairs.pairs_apply`; ``pm`` its :func:`._pairs.pair_sign`): stage 2 reads x-neighbour
+    pairs and blends in a separate vectorised loop (:func:`_pair_row_none`), same values.
     """
     ns, nr, nc = out.shape
     xl = nx - 1.0 + eps
@@ -622,7 +702,13 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
     fv = _out_value(fill, wnd)
     nby8 = (ny + 7) >> BRICK_SHIFT
     nbx8 = (nx + 7) >> BRICK_SHIFT
+    dj = nx if ny > 1 else 0
+    dk = nx * ny if nz > 1 else 0
+    plain = uniform and not wnd[0]
     for w in prange(nchunks):
+        W = np.zeros((4, TC), np.int32)
+        P0 = np.zeros(TC, np.float32)
+        P1 = np.zeros(TC, np.float32)
         off = np.zeros(TC, np.int64)
         odi = np.full(TC, 1 if nx > 1 else 0, np.int64)
         odj = np.full(TC, nx if ny > 1 else 0, np.int64)
@@ -667,8 +753,12 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
                     else:
                         _fast_coords_nearest(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
                                              nx, ny, nz, off, kk, bb, nby8, nbx8)
-                    _fast_row_none(flat, hi - lo + 1, linear, off, odi, odj, odk, kk, wx, wy, wz, g1, slopes,
-                                   intercepts, uniform, out, s, r, lo, wnd)
+                    if pairs:
+                        _pair_row_none(flat, hi - lo + 1, off, dj, dk, kk, wx, wy, wz, g1, pm, W, P0, P1, slopes,
+                                       intercepts, uniform, plain, out, s, r, lo, wnd)
+                    else:
+                        _fast_row_none(flat, hi - lo + 1, linear, off, odi, odj, odk, kk, wx, wy, wz, g1, slopes,
+                                       intercepts, uniform, out, s, r, lo, wnd)
 
 
 @njit(inline="always", **_JIT)
@@ -702,9 +792,92 @@ def _fast_row_combine(flat, n, linear, raw, off, di, dj, dk, kk, wx, wy, wz, bb,
         acc[rr, u] = combine_step(a, v, m)
 
 
+@njit(inline="always", **_JIT)
+def _pair_row_combine(flat, n, off, dj, dk, wx, wy, wz, bb, pm, W, P0, P1, CX, CY, CZ, U, m, skip, bext, acc, cnt,
+                      rr, t0):
+    """:func:`_fast_row_combine` for a trilinear raw combine with pair reads (:mod:`._pairs`): the samples that
+    brick skipping keeps are read (a scalar loop; their weights and columns packed to the front of ``CX, CY, CZ,
+    U``), blended in a vectorised loop (:func:`_pair_blends`) and combined -- the same values, combined into the
+    same accumulators (each column of the row is another ray, so packing changes no order along a ray)."""
+    if skip:
+        na = 0
+        for t in range(n):
+            u = t0 + t
+            cnt[rr, u] += 1
+            if combine_skips(bext[bb[t]], acc[rr, u], m):
+                continue
+            o = off[t]
+            W[0, na] = load_pair(flat, o)
+            W[1, na] = load_pair(flat, o + dj)
+            W[2, na] = load_pair(flat, o + dk)
+            W[3, na] = load_pair(flat, o + dk + dj)
+            CX[na] = wx[t]
+            CY[na] = wy[t]
+            CZ[na] = wz[t]
+            U[na] = u
+            na += 1
+        _pair_blends(na, W, CX, CY, pm, P0, P1)
+        for i in range(na):
+            p0 = P0[i]
+            u = U[i]
+            acc[rr, u] = combine_step(acc[rr, u], float(p0 + (P1[i] - p0) * CZ[i]), m)
+    else:
+        for t in range(n):
+            cnt[rr, t0 + t] += 1
+        _pair_reads(flat, n, off, dj, dk, W)
+        _pair_blends(n, W, wx, wy, pm, P0, P1)
+        for t in range(n):
+            p0 = P0[t]
+            acc[rr, t0 + t] = combine_step(acc[rr, t0 + t], float(p0 + (P1[t] - p0) * wz[t]), m)
+
+
+@njit(inline="always", **_JIT)
+def _corner_span(a0, a1, a2, bb0, c0, c1, r0, r1, s0_, s1_, hi, nm2, extra):
+    """The range of fast lower-corner indices (``min(floor(clamp(x)), nm2)``, plus ``extra`` above for nearest's
+    ``floor(x + 0.5)``) of the samples ``((a0 * c + a1 * r) + a2 * s) + bb0`` over the box ``c0..c1, r0..r1,
+    s0_..s1_``: each float64 operation is monotone in each of ``c, r, s``, so the extremes are at the eight corners
+    (exactly: the same expressions as the samples')."""
+    lo = 1 << 62
+    top = -1
+    for ci in range(2):
+        c = c0 if ci == 0 else c1
+        for ri in range(2):
+            r = r0 if ri == 0 else r1
+            for si in range(2):
+                s = s0_ if si == 0 else s1_
+                x = ((a0 * c + a1 * r) + a2 * s) + bb0
+                if x < 0.0:
+                    x = 0.0
+                if x > hi:
+                    x = hi
+                i = min(int(x), nm2)
+                lo = min(lo, i)
+                top = max(top, i)
+    return lo, min(top + extra, int(hi))
+
+
+@njit(inline="always", **_JIT)
+def _box_bound(bext, bk0, bk1, bj0, bj1, bi0, bi1, nby8, nbx8, mode):
+    """The largest (max mode) or smallest (min mode) brick bound of the brick box; NaN when one of them is."""
+    bound = -math.inf if mode == MODE_MAX else math.inf
+    for bk in range(bk0, bk1 + 1):
+        for bj in range(bj0, bj1 + 1):
+            o = (bk * nby8 + bj) * nbx8
+            for bi in range(bi0, bi1 + 1):
+                v = bext[o + bi]
+                if v != v:
+                    return v
+                if mode == MODE_MAX:
+                    if v > bound:
+                        bound = v
+                elif v < bound:
+                    bound = v
+    return bound
+
+
 @njit(parallel=True, **_JIT)
 def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, raw, s0, t0, fill, eps, skip,
-                         bext, pre, nchunks, out, wnd):
+                         bext, pre, nchunks, pairs, pm, groups, out, wnd):
     """max / min / mean projection at the fast precision: tiles of FAST_TR x FAST_TC rays marched together, step
     by step (the tile's input footprint at one step is a small patch, reused by the next step), each output row
     clipped to its inside columns (:func:`_row_range`), stages 1 and 2 as in mode "none".
@@ -715,8 +888,15 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
     at every PRE_STEP-th step: max and min select one of the values whatever the order, and the first pass gives
     each ray a value its result cannot be below (max), so the second pass skips from the ray's first sample on
     (``pre``: PRE_STEP).
+    In the second pass the rays of a tile are also tested in groups before any sample is computed: for each block
+    of GROUP_S steps and GROUP_C columns of the tile's rows, the brick box holding every sample of the group
+    (:func:`_corner_span`) is compared with the group's lowest accumulator (max; highest for min; rays without any
+    inside sample left out): when :func:`combine_skips` holds for the box's bound (:func:`_box_bound`), no sample
+    of the group can change its ray, and the group's coordinates and reads are skipped. For max / min ``cnt`` is
+    then only a zero test (a skipped ray already has a sample).
     Without skipping (mean, or no bricks) samples are combined in order of ``s``; nearest (whose values are the
-    reference's) gives the reference's result bit for bit in every mode.
+    reference's) gives the reference's result bit for bit in every mode. ``pairs`` (trilinear, ``raw``,
+    :func:`._pairs.pairs_apply`; ``pm`` its sign mask): stage 2 is :func:`_pair_row_combine`, same values.
     """
     nz, ny, nx = data.shape
     flat = data.ravel()
@@ -741,6 +921,16 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
     g1 = 1 if nz > 1 else 0
     nby8 = (ny + 7) >> BRICK_SHIFT
     nbx8 = (nx + 7) >> BRICK_SHIFT
+    GC = GROUP_C
+    GS = GROUP_S
+    ngr = (TC + GC - 1) // GC
+    xm = nx - 1.0
+    ym = ny - 1.0
+    zm = nz - 1.0
+    nxm2 = max(nx - 2, 0)
+    nym2 = max(ny - 2, 0)
+    nzm2 = max(nz - 2, 0)
+    ext = 0 if linear else 1
     for w in prange(nchunks):
         off = np.zeros(TC, np.int64)
         kk = np.zeros(TC, np.int64)
@@ -748,8 +938,17 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
         wx = np.zeros(TC, np.float32)
         wy = np.zeros(TC, np.float32)
         wz = np.zeros(TC, np.float32)
+        W = np.zeros((4, TC), np.int32)
+        P0 = np.zeros(TC, np.float32)
+        P1 = np.zeros(TC, np.float32)
+        CX = np.zeros(TC, np.float32)
+        CY = np.zeros(TC, np.float32)
+        CZ = np.zeros(TC, np.float32)
+        U = np.zeros(TC, np.int64)
         acc = np.empty((TR, TC), np.float64)
         cnt = np.empty((TR, TC), np.int64)
+        dead = np.zeros((TR, TC), np.bool_)
+        gskip = np.zeros(ngr, np.bool_)
         for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
             tr = q // ntc
             tc = q - tr * ntc
@@ -764,10 +963,59 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
                     cnt[i, t] = 0
             # with skipping, a first pass over every PRE_STEP-th step gives each ray a value its result cannot be
             # below (max / min select, in any order), so the second pass skips from the ray's first sample on
+            for g in range(ngr):
+                gskip[g] = False
             for pss in range(2 if skip else 1):
+              grouped = skip and pss == 1 and groups
+              if grouped:
+                  # rays without any inside sample (none in the first pass, and none at all) take no part in the
+                  # groups' test
+                  for i in range(TR):
+                      for t in range(TC):
+                          r = r0 + i
+                          c = c0 + t
+                          dd = r >= r1 or c >= c1
+                          if not dd and cnt[i, t] == 0:
+                              rlo, rhi = _ray_range(a00 * c + a01 * r, a10 * c + a11 * r, a20 * c + a21 * r, a02, a12,
+                                                    a22, b0, b1, b2, ns, xl, yl, zl, eps)
+                              dd = rhi < rlo
+                          dead[i, t] = dd
+              blk = -1
               for s in range(ns):
                 if skip and ((s % pre == 0) != (pss == 0)):
                     continue
+                if grouped and s // GS != blk:
+                    # the groups' test for steps s (the block's first step of this pass) .. the block's end
+                    blk = s // GS
+                    se = min(ns, blk * GS + GS) - 1
+                    for g in range(ngr):
+                        gc0 = c0 + g * GC
+                        gc1 = min(c1, gc0 + GC) - 1
+                        if gc0 > gc1:
+                            gskip[g] = True
+                            continue
+                        agg = math.inf if mode == MODE_MAX else -math.inf
+                        for i in range(r1 - r0):
+                            for t in range(gc0 - c0, gc1 - c0 + 1):
+                                if dead[i, t]:
+                                    continue
+                                a = acc[i, t]
+                                if a != a:
+                                    agg = a
+                                elif mode == MODE_MAX:
+                                    if a < agg:
+                                        agg = a
+                                elif a > agg:
+                                    agg = a
+                        if agg != agg or agg == combine_init(mode):
+                            gskip[g] = False
+                            continue
+                        li, hx = _corner_span(a00, a01, a02, b0, gc0, gc1, r0, r1 - 1, s, se, xm, nxm2, ext)
+                        lj, hy = _corner_span(a10, a11, a12, b1, gc0, gc1, r0, r1 - 1, s, se, ym, nym2, ext)
+                        lk, hz = _corner_span(a20, a21, a22, b2, gc0, gc1, r0, r1 - 1, s, se, zm, nzm2, ext)
+                        bound = _box_bound(bext, lk >> BRICK_SHIFT, hz >> BRICK_SHIFT, lj >> BRICK_SHIFT,
+                                           hy >> BRICK_SHIFT, li >> BRICK_SHIFT, hx >> BRICK_SHIFT, nby8, nbx8, mode)
+                        gskip[g] = combine_skips(bound, agg, mode)
                 qs0 = a02 * s
                 qs1 = a12 * s
                 qs2 = a22 * s
@@ -777,16 +1025,36 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
                     pr2 = a21 * r
                     lo, hi = _row_range(a00, a10, a20, i00, i10, i20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, c0,
                                         c1, xl, yl, zl, eps)
-                    if hi < lo:
-                        continue
-                    if linear:
-                        _fast_coords_linear(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
-                                            nx, ny, nz, off, kk, wx, wy, wz, bb, nby8, nbx8)
-                    else:
-                        _fast_coords_nearest(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
-                                             nx, ny, nz, off, kk, bb, nby8, nbx8)
-                    _fast_row_combine(flat, hi - lo + 1, linear, raw, off, di, dj, dk, kk, wx, wy, wz, bb, g1, slopes,
-                                      intercepts, uniform, mode, skip, bext, acc, cnt, r - r0, lo - c0)
+                    g = 0
+                    while lo <= hi:
+                        # the next run of columns lo..e (whole row, or consecutive unskipped groups)
+                        e = hi
+                        if grouped:
+                            g = (lo - c0) // GC
+                            while g < ngr and gskip[g]:
+                                g += 1
+                            if g >= ngr:
+                                break
+                            lo = max(lo, c0 + g * GC)
+                            g2 = g
+                            while g2 + 1 < ngr and not gskip[g2 + 1]:
+                                g2 += 1
+                            e = min(hi, c0 + (g2 + 1) * GC - 1)
+                            if lo > e:
+                                break
+                        if linear:
+                            _fast_coords_linear(lo, e, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
+                                                nx, ny, nz, off, kk, wx, wy, wz, bb, nby8, nbx8)
+                        else:
+                            _fast_coords_nearest(lo, e, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
+                                                 nx, ny, nz, off, kk, bb, nby8, nbx8)
+                        if pairs:
+                            _pair_row_combine(flat, e - lo + 1, off, dj, dk, wx, wy, wz, bb, pm, W, P0, P1, CX, CY,
+                                              CZ, U, mode, skip, bext, acc, cnt, r - r0, lo - c0)
+                        else:
+                            _fast_row_combine(flat, e - lo + 1, linear, raw, off, di, dj, dk, kk, wx, wy, wz, bb, g1,
+                                              slopes, intercepts, uniform, mode, skip, bext, acc, cnt, r - r0, lo - c0)
+                        lo = e + 1
             for r in range(r0, r1):
                 for c in range(c0, c1):
                     v = combine_finish(acc[r - r0, c - c0], cnt[r - r0, c - c0], mode, fill)
@@ -803,7 +1071,7 @@ SLICE_SB = 32
 
 @njit(parallel=True, **_JIT)
 def _project_slices_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, raw, s0, t0, fill, eps,
-                           nchunks, out, wnd):
+                           nchunks, pairs, pm, out, wnd):
     """Slice-order ("shear-warp style") max / min / mean projection at the fast precision, for index maps whose
     slice coordinate ``z`` depends on the output row only and whose in-slice coordinates ``x, y`` do not depend
     on it (``A[2, 0] == A[2, 2] == A[0, 1] == A[1, 1] == 0``: a projection along a direction inside the slices,
@@ -819,7 +1087,9 @@ def _project_slices_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
     operation and, for each ray, the order of ``s`` are the ray-order kernel's (:func:`_project_fast_kernel`), so
     the result is identical to it bit for bit (max and min select a value, whatever the order; the mean's sum runs
     in order of ``s``) -- not an approximation. Nearest reads the voxel of ``floor(x + 0.5)`` in slice
-    ``floor(z + 0.5)``, as the ray-order kernel does.
+    ``floor(z + 0.5)``, as the ray-order kernel does. ``pairs`` (trilinear, :func:`._pairs.pairs_apply`; ``pm`` its
+    sign mask): each tile row's x-neighbour pairs are read first (two loads a point), then blended in a vectorised
+    loop -- the same float32 blends.
     """
     nz, ny, nx = data.shape
     flat = data.ravel()
@@ -883,6 +1153,7 @@ def _project_slices_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
         shi = np.zeros(SB, np.int64)
         msk = np.zeros((SB, TC), np.bool_)
         Q = np.zeros((2, SB, TC), np.float32)
+        W2 = np.zeros((2, TC), np.int32)
         acc = np.empty((nr, TC), np.float64)
         acc32 = np.empty((nr, TC), np.float32)
         cnt = np.zeros(TC, np.int64)
@@ -938,7 +1209,21 @@ def _project_slices_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
                     base = k * nxy
                     h = k & 1
                     for si in range(na):
-                        if linear:
+                        if pairs:
+                            for u in range(TC):
+                                po = base + off[si, u]
+                                W2[0, u] = load_pair(flat, po)
+                                W2[1, u] = load_pair(flat, po + dj)
+                            for u in range(TC):
+                                qx = wx[si, u]
+                                pw = W2[0, u]
+                                qa = pair_lo(pw, pm)
+                                e0 = qa + (pair_hi(pw, pm) - qa) * qx
+                                pw = W2[1, u]
+                                qa = pair_lo(pw, pm)
+                                e1 = qa + (pair_hi(pw, pm) - qa) * qx
+                                Q[h, si, u] = e0 + (e1 - e0) * wy[si, u]
+                        elif linear:
                             for u in range(TC):
                                 Q[h, si, u] = _blend4_f32(flat, base + off[si, u], di, dj, wx[si, u], wy[si, u])
                         else:
@@ -1011,6 +1296,9 @@ def slice_order_applies(A, code) -> bool:
 
 #: the fast projections take the slice-order kernel where it applies (set False to force ray order, for tests)
 SLICE_ORDER = True
+#: the fast trilinear kernels read x-neighbour pairs of 16-bit values where :func:`._pairs.pairs_apply` (set False
+#: to force the one-value reads, for tests: same values)
+PAIRS = True
 
 
 def _nchunks(ntiles: int) -> int:
@@ -1035,8 +1323,9 @@ def _sample_fast(data, slopes, intercepts, A, b, ns, code, linear, fill, out, wn
     if code == MODE_NONE:
         nso, nr, nc = out.shape
         ntiles = (-(-nso // FAST_TS)) * (-(-nr // FAST_TR)) * (-(-nc // FAST_TC))
+        pairs = bool(linear and PAIRS and pairs_apply(data, nx))
         _resample_fast_kernel(data.ravel(), nz, ny, nx, False, 0, 0, slopes, intercepts, uniform, A, b, linear,
-                              float(fill), EPS, _nchunks(ntiles), out, wnd)
+                              float(fill), EPS, _nchunks(ntiles), pairs, pair_sign(data), out, wnd)
         return out
     nr, nc = out.shape
     s0 = float(slopes[0])
@@ -1047,8 +1336,9 @@ def _sample_fast(data, slopes, intercepts, A, b, ns, code, linear, fill, out, wn
         mode = combine_mirror(code)
     if SLICE_ORDER and slice_order_applies(A, code):
         nct = -(-nc // SLICE_TC)
+        pairs = bool(linear and PAIRS and pairs_apply(data, nx))
         _project_slices_kernel(data, slopes, intercepts, uniform, A, b, int(ns), mode, linear, raw, s0, t0,
-                               float(fill), EPS, nct, out, wnd)
+                               float(fill), EPS, nct, pairs, pair_sign(data), out, wnd)
         return out
     skip = bricks is not None and code in (MODE_MAX, MODE_MIN) and ns >= BRICK_MIN_STEPS
     if skip:
@@ -1057,8 +1347,11 @@ def _sample_fast(data, slopes, intercepts, A, b, ns, code, linear, fill, out, wn
     else:
         bext = np.zeros(1, np.float64)
     ntiles = (-(-nr // FAST_TR)) * (-(-nc // FAST_TC))
+    pairs = bool(raw and PAIRS and pairs_apply(data, nx))
+    pre = PRE_STEP if ns < PRE_LONG_STEPS else 2 * PRE_STEP
     _project_fast_kernel(data, slopes, intercepts, uniform, A, b, int(ns), mode, linear, raw, s0, t0, float(fill),
-                         EPS, skip, bext, int(PRE_STEP), _nchunks(ntiles), out, wnd)
+                         EPS, skip, bext, int(pre), _nchunks(ntiles), pairs, pair_sign(data), bool(GROUPS), out,
+                         wnd)
     return out
 
 
@@ -1080,12 +1373,50 @@ def sample_grid_bricked(bricked, shape, slopes, intercepts, A, b, grid, interp, 
         _resample_fast_kernel(flat, nz, ny, nx, True, nb[2] << (3 * sh), (nb[1] * nb[2]) << (3 * sh), slopes,
                               intercepts, uniform, np.ascontiguousarray(A, dtype=np.float64),
                               np.ascontiguousarray(b, dtype=np.float64), interp == "linear", float(fill), EPS,
-                              _nchunks(ntiles), out, _window_args(window, out))
+                              _nchunks(ntiles), False, 0, out, _window_args(window, out))
         return out
     _reslice_bricked_kernel(flat, nz, ny, nx, nb[1], nb[2], slopes, intercepts, uniform,
                             np.ascontiguousarray(A, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64),
                             interp == "linear", float(fill), EPS, out, _window_args(window, out))
     return out
+
+
+#: outputs of at least this many bytes are advised to the kernel as transparent huge pages before the first write
+HUGE_OUTPUT_BYTES = 32 << 20
+
+
+def _advise_huge_pages(out) -> None:
+    """``madvise(MADV_HUGEPAGE)`` on the 2 MiB pages wholly inside ``out`` (Linux, large outputs only): a fresh
+    512^3 float32 output then faults in 256 huge pages instead of 131072 small ones, which is much of a full
+    resample's time on a loaded machine. Advice only: nothing changes where it is refused or unsupported (the
+    values written are the same either way)."""
+    import sys
+
+    if not sys.platform.startswith("linux") or not isinstance(out, np.ndarray) or out.nbytes < HUGE_OUTPUT_BYTES:
+        return
+    try:
+        import ctypes
+        import mmap
+
+        advice = getattr(mmap, "MADV_HUGEPAGE", None)
+        if advice is None:
+            return
+        global _MADVISE
+        if _MADVISE is None:
+            fn = ctypes.CDLL(None, use_errno=True).madvise
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            fn.restype = ctypes.c_int
+            _MADVISE = fn
+        h = 2 << 20
+        start = (out.ctypes.data + h - 1) & ~(h - 1)
+        end = (out.ctypes.data + out.nbytes) & ~(h - 1)
+        if end > start:
+            _MADVISE(start, end - start, advice)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return
+
+
+_MADVISE = None
 
 
 def sample_grid(data, slopes, intercepts, A, b, grid, mode, interp, fill, out, window=None, bricks=None,
@@ -1108,6 +1439,8 @@ def sample_grid(data, slopes, intercepts, A, b, grid, mode, interp, fill, out, w
     code = MODES[mode]
     ns = int(grid[0])
     wnd = _window_args(window, out)
+    if code == MODE_NONE:
+        _advise_huge_pages(out)
     if precision == "fast" and fast_applies(data):
         return _sample_fast(data, slopes, intercepts, A, b, ns, code, linear, fill, out, wnd, bricks, uniform)
     if code == MODE_NONE:
