@@ -502,3 +502,28 @@ def test_credentials_in_the_url(orthanc, monkeypatch, tmp_path):
     vol = gpukit.load(url, cache=tmp_path / "cache")
     assert vol.shape == (33, 64, 64) and vol.meta["series_id"] == found[1].id
     assert orthanc.password not in repr(vol.meta) and orthanc.password not in vol.meta["source_url"]
+
+
+def test_view_serves_a_series_from_the_server(orthanc, monkeypatch, tmp_path):
+    """``gpukit view URL --series N`` (through :func:`gpukit.view`, which the CLI calls): the viewer holds the
+    series retrieved over DICOMweb, equal to the same files from disk, behind its token."""
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.setenv("GPUKIT_DICOMWEB_USER", orthanc.user)
+    monkeypatch.setenv("GPUKIT_DICOMWEB_PASSWORD", orthanc.password)
+    monkeypatch.setenv("GPUKIT_DICOMWEB_CACHE", str(tmp_path / "cache"))
+    srv = gpukit.view(orthanc.dicomweb_url, series=202, backend="numpy")
+    try:
+        held = srv.renderer.volume
+        disk = gpukit.load(data_path("ct_philips_1mm"), series=202)
+        assert np.array_equal(held.to_numpy(), disk.data)
+        assert np.array_equal(held.affine, disk.affine)
+        assert srv.url.startswith("http://127.0.0.1:") and orthanc.password not in srv.url
+        with urllib.request.urlopen(srv.url, timeout=30) as r:
+            assert r.status == 200 and b"viewer.js" in r.read()
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(srv.url.split("?")[0], timeout=30)
+        assert e.value.code == 403
+    finally:
+        srv.stop()
