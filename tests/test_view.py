@@ -567,12 +567,15 @@ def test_resident_volume_on_the_device_stand_in():
                 got = {}
                 while len(got) < 2:
                     (h, data), = await _frames(ws, 1)
-                    if h["fmt"] == "png" and h["input_id"] >= 1:
+                    # the oblique view's settled frame after the slab message; the axial view's settled frame
+                    # (the slab message does not touch it: it may have settled before that message was read)
+                    if h["fmt"] == "png" and (h["input_id"] >= 1 or h["view"] == "axial"):
                         got[h["view"]] = (h, data)
                 await ws.close()
                 return got["oblique"], got["axial"]
 
-        (ho, do), (ha, da) = asyncio.run(main())
+        # a frame that never comes fails the test after 120 s instead of hanging the run (once seen under xdist)
+        (ho, do), (ha, da) = asyncio.run(asyncio.wait_for(main(), 120))
         want = display(gpukit.project(vol, header_plane(ho), mode="max", thickness_mm=4, step_mm=0.8, backend="numpy"),
                        (0, 800), vol, backend="numpy")
         assert np.array_equal(decode(do), want)
