@@ -527,3 +527,17 @@ def test_view_serves_a_series_from_the_server(orthanc, monkeypatch, tmp_path):
         assert e.value.code == 403
     finally:
         srv.stop()
+
+
+def test_load_onto_the_device_stand_in(orthanc, monkeypatch, tmp_path):
+    """``load(url, backend=...)`` on the device stand-in: the retrieved series goes through the device reader and
+    equals the same files from disk (what a GPU user's load over DICOMweb runs)."""
+    from conftest import require_backend
+
+    require_backend("cuda-host")
+    monkeypatch.setenv("GPUKIT_DICOMWEB_USER", orthanc.user)
+    monkeypatch.setenv("GPUKIT_DICOMWEB_PASSWORD", orthanc.password)
+    vol = gpukit.load(orthanc.dicomweb_url, series=202, backend="cuda-host", cache=str(tmp_path / "cache"))
+    assert vol.backend == "cuda-host"
+    disk = gpukit.load(data_path("ct_philips_1mm"), series=202)
+    assert np.array_equal(vol.to_numpy(), disk.data) and np.array_equal(vol.affine, disk.affine)
