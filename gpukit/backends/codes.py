@@ -43,7 +43,12 @@ FUSED_WINDOW = "fused_window"
 CONCURRENT_CALLS = "concurrent_calls"
 #: ``sample_grid(..., precision="fast")`` / ``sample_grid_bricked(..., precision="fast")``: a float32 sampler
 FAST_PRECISION = "fast_precision"
-CAPABILITIES: tuple[str, ...] = (BRICKED_LAYOUT, BRICK_SKIPPING, FUSED_WINDOW, CONCURRENT_CALLS, FAST_PRECISION)
+#: ``project_slices``: max/min/mean projections in slice order (shear-warp, :mod:`gpukit.backends._slices`)
+SLICE_ORDER = "slice_order"
+CAPABILITIES: tuple[str, ...] = (BRICKED_LAYOUT, BRICK_SKIPPING, FUSED_WINDOW, CONCURRENT_CALLS, FAST_PRECISION,
+                                 SLICE_ORDER)
+#: projection orders of ``project``: "ray" (march each output ray, the reference) or "slice" (shear-warp)
+ORDERS: tuple[str, ...] = ("ray", "slice")
 
 
 def cuda_defines() -> list[tuple[str, str]]:
@@ -53,5 +58,5 @@ def cuda_defines() -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in pairs]
 
 
-__all__ = ["MODES", "PROJECTION_MODES", "INTERPS", "PRECISIONS", "FAST_PRECISION", "LINEAR", "LINEAR_EXACT", "SIGMOID", "FUNCTION_CODES", "EPS",
+__all__ = ["MODES", "PROJECTION_MODES", "INTERPS", "PRECISIONS", "FAST_PRECISION", "SLICE_ORDER", "ORDERS", "LINEAR", "LINEAR_EXACT", "SIGMOID", "FUNCTION_CODES", "EPS",
            "BRICKED_LAYOUT", "BRICK_SKIPPING", "FUSED_WINDOW", "CONCURRENT_CALLS", "CAPABILITIES", "cuda_defines"]

@@ -53,6 +53,7 @@ REQUIRED_OPS: tuple[str, ...] = ("rescale_kernel", "window_kernel", "minmax_kern
 CAPABILITY_OPS: dict[str, tuple[str, ...]] = {
     codes.BRICKED_LAYOUT: ("to_bricks", "sample_grid_bricked"),
     codes.BRICK_SKIPPING: ("brick_extrema",),
+    codes.SLICE_ORDER: ("project_slices",),
 }
 
 
@@ -160,6 +161,13 @@ class Backend(abc.ABC):
         if precision not in codes.PRECISIONS:
             raise InvalidParameterError(f"precision must be one of {', '.join(codes.PRECISIONS)}, not {precision!r}")
         return {"precision": precision} if precision != "exact" and codes.FAST_PRECISION in self.capabilities else {}
+
+    def project_slices(self, data, slopes, intercepts, A, b, grid, mode, interp, fill, out, *, precision="exact"):
+        """A max/min/mean projection over ``grid`` (as :meth:`sample_grid`) in slice order: the shear-warp rule of
+        :mod:`gpukit.backends._slices` (capability ``SLICE_ORDER``); ``precision`` as in :meth:`sample_grid`."""
+        self.require(codes.SLICE_ORDER, "project(order='slice')")
+        return self.kernels().project_slices(data, slopes, intercepts, A, b, grid, mode, interp, fill, out,
+                                             **self._precision_kw(precision))
 
     def project_axis(self, data, slopes, intercepts, axis, lo, hi, mode, out):
         """max/min/mean of rescaled values along array ``axis`` over ``lo:hi`` into float32 ``out``."""

@@ -37,7 +37,7 @@ from ..errors import InvalidParameterError, ParameterTypeError
 
 from .. import geometry
 from ..backends import get_backend
-from ..backends.codes import BRICK_SKIPPING, FUSED_WINDOW
+from ..backends.codes import BRICK_SKIPPING, FUSED_WINDOW, ORDERS, SLICE_ORDER
 from .reslicer import BRICKED_MIN_BYTES, Reslicer  # noqa: F401  (re-exported)
 from .residency import (_bricks, _check_precision, _fill_value, _host_data, _nearest_dtype, clear_caches,
                         default_fill)
@@ -314,7 +314,8 @@ def _plane_grid(volume, plane: Plane, thickness_mm, step_mm) -> tuple[np.ndarray
 
 def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: str = "max",
             thickness_mm: float | None = None, interp: str = "linear", step_mm: float | None = None,
-            fill: float | None = None, backend: str | None = None, precision: str = "fast") -> np.ndarray:
+            fill: float | None = None, backend: str | None = None, precision: str = "fast",
+            order: str = "ray") -> np.ndarray:
     """Maximum, minimum or mean intensity projection (MIP, MinIP, AvgIP), full or as a thick slab.
 
     Parameters
@@ -342,6 +343,13 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
         lowest rescaled value.
     precision : "fast" (default) or "exact": the sampler path's arithmetic (see :func:`resample`); the array-axis
         paths are exact either way.
+    order : "ray" (default) or "slice": the sampler path's order. "ray" marches each output ray every
+        ``step_mm`` with trilinear reads (the reference). "slice" streams the volume slice by slice
+        (shear-warp: samples where the rays cross the slices, one bilinear weight pair per slice, then a 2-D
+        warp of the projected image; backends with the ``slice_order`` capability: numpy, numba). It is
+        several times faster on the CPU and a close approximation, not the same numbers: its rule and how it
+        differs are in :mod:`gpukit.backends._slices`. ``step_mm`` does not apply to it (one sample per slice
+        crossed).
 
     Returns
     -------
@@ -351,7 +359,11 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     _check_mode(mode)
     _check_interp(interp)
     _check_precision(precision)
+    if order not in ORDERS:
+        raise InvalidParameterError(f"order must be one of {', '.join(map(repr, ORDERS))}, got {order!r}")
     be = get_backend(backend, volume)
+    if order == "slice":
+        be.require(SLICE_ORDER, "project(order='slice')")
     if isinstance(plane_or_axis, (int, np.integer)) and not isinstance(plane_or_axis, bool):
         axis = int(plane_or_axis)
         if axis not in (0, 1, 2):
@@ -377,6 +389,9 @@ def project(volume, plane_or_axis: Union[Plane, str, int] = "axial", *, mode: st
     check_work(float(ns) * nr * nc, (nr, nc), 4, "project")
     A, b = index_map(volume.affine, aff)
     out = be.xp.empty((nr, nc), np.float32)
+    if order == "slice":
+        return be.project_slices(data, volume.slopes, volume.intercepts, A, b, (ns, nr, nc), mode, interp, f, out,
+                                 precision=precision)
     _project_grid(be, volume, data, A, b, (ns, nr, nc), mode, interp, f, out, precision)
     return out
 

@@ -25,8 +25,8 @@ class _Kernels:
 
     #: operation -> its module; any other operation is looked for in every module, in this order
     HOME = {"rescale_kernel": "intensity", "window_kernel": "intensity", "minmax_kernel": "intensity",
-            "project_axis": "axis"}
-    ORDER = ("axis", "sampler", "intensity")
+            "project_axis": "axis", "project_slices": "slices"}
+    ORDER = ("axis", "sampler", "intensity", "slices")
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
@@ -43,7 +43,7 @@ class NumbaBackend(HostBackend):
     name = "numba"
     dependencies = ("numba>=0.59",)
     static_capabilities = frozenset({codes.BRICKED_LAYOUT, codes.BRICK_SKIPPING, codes.FUSED_WINDOW,
-                                     codes.FAST_PRECISION})
+                                     codes.FAST_PRECISION, codes.SLICE_ORDER})
 
     def __init__(self):
         self._kernels = None

@@ -12,7 +12,7 @@ from ..contract import HostBackend, ModuleKernels
 class NumpyBackend(HostBackend):
     name = "numpy"
     dependencies = ("numpy",)
-    static_capabilities = frozenset({codes.FUSED_WINDOW, codes.CONCURRENT_CALLS})
+    static_capabilities = frozenset({codes.FUSED_WINDOW, codes.CONCURRENT_CALLS, codes.SLICE_ORDER})
 
     def __init__(self):
         self._kernels = None
@@ -25,9 +25,9 @@ class NumpyBackend(HostBackend):
 
     def kernels(self):
         if self._kernels is None:
-            from . import intensity, sampler
+            from . import intensity, sampler, slices
 
-            self._kernels = ModuleKernels(sampler, intensity)
+            self._kernels = ModuleKernels(sampler, intensity, slices)
         return self._kernels
 
 
