@@ -114,3 +114,24 @@ def test_picture_commands_fail_clearly(tmp_path):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     r = run("mip", "--help")
     assert r.returncode == 0 and "examples:" in r.stdout and "--rotate" in r.stdout
+
+
+def test_mip_slice_order(tmp_path):
+    """``--order slice`` reaches the projection: the PNG is the slice-order image (checked against the scipy oracle
+    in test_slice_order.py), windowed, and not the ray-order one."""
+    import gpukit
+    from gpukit.render import display, parse_window, plane_for
+
+    folder = data_path(*CT)
+    pngs = {}
+    for order in ("ray", "slice"):
+        r = run("mip", str(folder), "--plane", "oblique", "--angles", "20", "30", "15", "--thickness", "20",
+                "--window", "bone", "--order", order, "--out", str(tmp_path / order), "--json")
+        assert r.returncode == 0, r.stderr
+        pngs[order] = _png(json.loads(r.stdout)["outputs"][0]["path"])
+    vol = gpukit.load(folder)
+    plane = plane_for(vol, "oblique", angles_deg=(20.0, 30.0, 15.0))
+    img = gpukit.project(vol, plane, thickness_mm=20, order="slice")
+    np.testing.assert_array_equal(pngs["slice"], display(img, parse_window("bone"), vol, projection=True))
+    assert pngs["slice"].shape == pngs["ray"].shape and not np.array_equal(pngs["slice"], pngs["ray"])
+    assert np.mean(np.abs(pngs["slice"].astype(int) - pngs["ray"])) < 3

@@ -63,6 +63,8 @@ def _test(uaf, ub, mf, mta, mtb, na, nb, sA, sB, sM, s0, smax):
             and s >= -EPS and s <= smax + EPS)
 
 
+INF = math.inf
+
 #: a division's bound that lies this close to a whole number is settled by the rule's own test (:func:`_test`)
 NEAR = 1e-7
 
@@ -415,6 +417,7 @@ def _ray_value(acc, cnt, ia, ib, mean, raw, rs, ro):
 def _warp_kernel(acc, cnt, wa0, wa1, wa2, wb0, wb1, wb2, mean, linear, raw, rs, ro, fill, out):
     """Step 4 of the rule: ``out[r, c]`` from the four (or the nearest) intermediate rays, float64."""
     nr, nc = out.shape
+    NA, NB = acc.shape
     for r in prange(nr):
         rf = float(r)
         for c in range(nc):
@@ -432,6 +435,27 @@ def _warp_kernel(acc, cnt, wa0, wa1, wa2, wb0, wb1, wb2, mean, linear, raw, rs, 
             fb = pb - b0f
             a0 = int(a0f)
             b0 = int(b0f)
+            if not mean and a0 >= 0 and a0 + 1 < NA and b0 >= 0 and b0 + 1 < NB:
+                # the common case: four rays inside the image (a max/min ray is empty while infinite); the same
+                # sums in the same order as below
+                v00 = float(acc[a0, b0])
+                v01 = float(acc[a0, b0 + 1])
+                v10 = float(acc[a0 + 1, b0])
+                v11 = float(acc[a0 + 1, b0 + 1])
+                if abs(v00) < INF and abs(v01) < INF and abs(v10) < INF and abs(v11) < INF:
+                    if raw:
+                        v00 = v00 * rs + ro
+                        v01 = v01 * rs + ro
+                        v10 = v10 * rs + ro
+                        v11 = v11 * rs + ro
+                    w00 = (1.0 - fa) * (1.0 - fb)
+                    w01 = (1.0 - fa) * fb
+                    w10 = fa * (1.0 - fb)
+                    w11 = fa * fb
+                    num = ((w00 * v00 + w01 * v01) + w10 * v10) + w11 * v11
+                    den = ((w00 + w01) + w10) + w11
+                    out[r, c] = num / den if den > 0 else fill
+                    continue
             num = 0.0
             den = 0.0
             ok, v = _ray_value(acc, cnt, a0, b0, mean, raw, rs, ro)
