@@ -249,6 +249,8 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
 
     # 1. one oblique plane -----------------------------------------------------------------------------------------
     op = f"oblique plane {nr}x{nc} trilinear ({n}^3 int16)"
+    # a plane takes milliseconds: 20 repeats for every contender (3 gave medians that moved 2x between runs)
+    prep = max(repeats, 20)
     A, b = index_map(vol.affine, plane.affine)
     ref = gpukit.reslice(vol, plane, backend=backends[0], precision="exact")
     i_idx = np.stack(np.meshgrid(np.arange(nc), np.arange(nr)), -1)  # (nr, nc, 2) as (c, r)
@@ -256,25 +258,27 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
     inside = np.all((ijk >= 1e-3) & (ijk <= n - 1 - 1e-3), axis=-1)
     for be in backends:
         if be == "numba":
-            fast = add(op, "gpukit reslice numba fast", lambda: gpukit.reslice(vol, plane, backend="numba"), peak=True)
+            fast = add(op, "gpukit reslice numba fast", lambda: gpukit.reslice(vol, plane, backend="numba"), peak=True,
+                       reps=prep)
             fast.update(_accuracy(gpukit.reslice(vol, plane, backend="numba"), ref))
             add(op, "gpukit reslice numba exact",
-                lambda: gpukit.reslice(vol, plane, backend="numba", precision="exact"), peak=True, ref=ref, mask=inside)
+                lambda: gpukit.reslice(vol, plane, backend="numba", precision="exact"), peak=True, ref=ref, mask=inside,
+                reps=prep)
         else:
             add(op, f"gpukit reslice {be}", lambda be=be: gpukit.reslice(vol, plane, backend=be), peak=True,
-                ref=ref, mask=inside)
+                ref=ref, mask=inside, reps=prep)
     if have["scipy"]:
         add(op, "scipy map_coordinates order=1", lambda: _scipy_plane(hu16, A, b, nr, nc, fill), ref=ref,
-            mask=inside, peak=True)
+            mask=inside, peak=True, reps=prep)
     if have["SimpleITK"]:
         import SimpleITK as sitk
 
         add(op, "SimpleITK ResampleImageFilter linear",
             lambda: _sitk_resample(sitk_img, plane.affine, (1, nr, nc), fill),
-            ref=ref, mask=inside)
+            ref=ref, mask=inside, reps=prep)
     if have["vtk"]:
         vr = _vtk_reslice(vtk_img, plane, (1, nr, nc), 1.0, fill)
-        add(op, "VTK vtkImageReslice linear", lambda: vr()[0], ref=ref, mask=inside)
+        add(op, "VTK vtkImageReslice linear", lambda: vr()[0], ref=ref, mask=inside, reps=prep)
 
     # 2. Reslicer latency over random poses ------------------------------------------------------------------------
     rng = np.random.default_rng(0)

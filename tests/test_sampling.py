@@ -788,6 +788,8 @@ def test_bench_sampling_smallest_size_runs():
     assert rows and all({"op", "impl", "median_s", "p10_s", "p90_s"} <= set(r) for r in rows)
     impls = {r["impl"] for r in rows}
     assert any("numba" in i for i in impls) and any("SimpleITK" in i for i in impls)
+    sw = [r for r in rows if "order='slice'" in r["impl"]]
+    assert len(sw) == 2 and all(r["vs_ray_order_max_abs_diff_hu"] >= r["vs_ray_order_median_abs_diff_hu"] for r in sw)
 
 
 # -- the fused window stage (sample_grid(..., window=...)) -------------------------------------------------------------
