@@ -24,6 +24,18 @@ def data():
     return data_path
 
 
+def rescale_kind(rng, nz: int, kind: str):
+    """Per-slice ``(slopes, intercepts)`` for synthetic test volumes: "uniform" (CT: 1, -1024), "negative"
+    (-0.5, 12: a mirrored rescale) or anything else (random per-slice slopes 0.5-2 and intercepts -100-100)."""
+    import numpy as np
+
+    if kind == "uniform":
+        return np.ones(nz), np.full(nz, -1024.0)
+    if kind == "negative":
+        return np.full(nz, -0.5), np.full(nz, 12.0)
+    return rng.uniform(0.5, 2.0, nz), rng.uniform(-100.0, 100.0, nz)
+
+
 def hu_from_pydicom(folder: Path):
     """The HU volume ``(k, j, i)`` of the one series in ``folder``, from pydicom alone (an oracle independent of
     gpukit): every file with pixels, sorted by its position along the slice normal, through ``apply_modality_lut``."""

@@ -200,3 +200,31 @@ class OrthancServer:
 
     def metrics(self) -> dict:
         return self.rest("GET", "/statistics")
+
+
+class LocalProxy:
+    """A real HTTP server on 127.0.0.1 (port chosen by the system) in a daemon thread, as a context manager.
+
+    Subclasses build their ``http.server`` handler class and pass it to ``__init__``; ``url`` is the server's
+    address followed by ``path`` (the proxied server's path prefix)."""
+
+    def __init__(self, handler, path: str = ""):
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.path = path
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

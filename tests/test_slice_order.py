@@ -30,7 +30,7 @@ from gpukit import Plane, Volume
 from gpukit.backends import available_backends
 from gpukit.errors import CapabilityError, InvalidParameterError
 
-from conftest import data_path
+from conftest import data_path, rescale_kind
 
 ndimage = pytest.importorskip("scipy.ndimage")
 needs_numba = pytest.mark.skipif("numba" not in available_backends(), reason="numba not installed")
@@ -45,12 +45,7 @@ def _volume(seed, shape, rescale="uniform", dtype=np.int16):
     k, j, i = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
     data = (data // 4 + (1500 + 1000 * np.sin(i / 5.0) * np.cos(j / 7.0 + k / 9.0))).astype(dtype)
     nz = shape[0]
-    if rescale == "uniform":
-        slopes, intercepts = np.ones(nz), np.full(nz, -1024.0)
-    elif rescale == "negative":
-        slopes, intercepts = np.full(nz, -0.5), np.full(nz, 12.0)
-    else:
-        slopes, intercepts = rng.uniform(0.5, 2.0, nz), rng.uniform(-100.0, 100.0, nz)
+    slopes, intercepts = rescale_kind(rng, nz, rescale)
     aff = np.diag([0.8, 0.7, 1.3, 1.0])
     aff[:3, 3] = (3.0, -2.0, 1.0)
     return Volume(data, aff, {"rescale_slope": slopes, "rescale_intercept": intercepts})

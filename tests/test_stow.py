@@ -19,6 +19,8 @@ from gpukit.dicomweb import DicomWebClient
 from gpukit.dicomweb.stow import derived_series, secondary_capture, store, to_bytes
 from gpukit.errors import DicomWebAuthError
 
+from orthanc_server import LocalProxy
+
 
 pytest.importorskip("httpx")
 
@@ -136,13 +138,12 @@ def test_stow_wrong_password_is_typed(orthanc, source):
     assert "nope-wrong" not in str(ei.value)
 
 
-class _BusyOnce:
+class _BusyOnce(LocalProxy):
     """A real HTTP proxy on 127.0.0.1 for POSTs: the first ``busy`` POSTs get 503, the rest go to Orthanc."""
 
     def __init__(self, target: str, busy: int = 2):
         import http.client
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
         from urllib.parse import urlsplit
 
         t = urlsplit(target)
@@ -178,20 +179,7 @@ class _BusyOnce:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{self.path_prefix}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, self.path_prefix)
 
 
 def test_stow_503_is_retried(orthanc, source, stored):
