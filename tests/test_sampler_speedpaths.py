@@ -4,7 +4,8 @@ What is asserted:
 
 * :func:`gpukit.backends.numba._pairs.load_pair` returns the two stored values (signed and unsigned 16-bit,
   negative values, the last pair of the array), checked against numpy's own reads;
-* the kernels with pair reads (``PAIRS``) give exactly the values of the one-value reads (reslice with and
+* the kernels with pair reads (``PAIRS``), the row prefetch (``PREFETCH_ROWS``) and a single plane's wide tiles
+  (``PLANE_TC``) give exactly the values of the one-value reads without them (reslice with and
   without a fused window, resample, max / min / mean projections, thin slabs, rotating MIP in slice order), and
   lie within ``fast_bound`` of the float64 numpy reference and of ``scipy.ndimage.map_coordinates(order=1)``;
 * the grouped brick test of projections (``GROUPS``) gives exactly the values without it, on volumes with
@@ -58,10 +59,15 @@ def _volume(seed, dtype, shape, rescale):
 
 @pytest.fixture
 def switches(monkeypatch):
-    """Set the speed-path switches of the numba sampler for one run: ``switches(pairs, groups)``."""
+    """Set the speed-path switches of the numba sampler for one run: ``switches(pairs, groups)``; the row
+    prefetch and the wide tiles of a single plane follow ``pairs`` (off: no prefetch, FAST_TC-wide tiles)."""
+    defaults = (nb.PREFETCH_ROWS, nb.PLANE_TC)
+
     def set_(pairs, groups):
         monkeypatch.setattr(nb, "PAIRS", pairs)
         monkeypatch.setattr(nb, "GROUPS", groups)
+        monkeypatch.setattr(nb, "PREFETCH_ROWS", defaults[0] if pairs else 0)
+        monkeypatch.setattr(nb, "PLANE_TC", defaults[1] if pairs else nb.FAST_TC)
     return set_
 
 
@@ -183,6 +189,7 @@ def test_real_ct_speed_paths(ct, switches):
     assert ct.data.dtype == np.uint16
     bound = _bound(ct)
     plane = Plane.rotated(ct, (20, 30, 15), shape=(128, 128), spacing=1.2)
+    wide = Plane.rotated(ct, (-35, 10, 25), shape=(40, 300), spacing=0.8)      # rows of two PLANE_TC tiles
     runs = {}
     for on in (True, False):
         switches(on, on)
@@ -190,11 +197,14 @@ def test_real_ct_speed_paths(ct, switches):
         runs[on] = [gpukit.reslice(ct, plane, backend="numba"),
                     gpukit.project(ct, plane, mode="max", step_mm=1.0, backend="numba"),
                     gpukit.project(ct, plane, mode="max", thickness_mm=20.0, step_mm=1.0, backend="numba"),
-                    gpukit.rotating_mip(ct, 2, shape=(60, 100), spacing=2.0, backend="numba")]
+                    gpukit.rotating_mip(ct, 2, shape=(60, 100), spacing=2.0, backend="numba"),
+                    gpukit.reslice(ct, wide, backend="numba")]
     for a, b in zip(runs[True], runs[False]):
         np.testing.assert_array_equal(a, b)
-    ref = gpukit.reslice(ct, plane, backend="numpy")
-    assert np.abs(runs[True][0].astype(np.float64) - ref).max() <= bound
+    for img, pl in ((runs[True][0], plane), (runs[True][4], wide)):
+        ref = gpukit.reslice(ct, pl, backend="numpy")
+        assert np.ptp(ref) > 500
+        assert np.abs(img.astype(np.float64) - ref).max() <= bound
     ref = gpukit.project(ct, plane, mode="max", step_mm=1.0, backend="numpy")
     assert np.ptp(ref) > 500
     assert np.abs(runs[True][1].astype(np.float64) - ref).max() <= bound
