@@ -4,8 +4,9 @@ What is asserted:
 
 * :func:`gpukit.backends.numba._pairs.load_pair` returns the two stored values (signed and unsigned 16-bit,
   negative values, the last pair of the array), checked against numpy's own reads;
-* the kernels with pair reads (``PAIRS``), the row prefetch (``PREFETCH_ROWS``) and a single plane's wide tiles
-  (``PLANE_TC``) give exactly the values of the one-value reads without them (reslice with and
+* the kernels with pair reads (``PAIRS``), the prefetch (``PREFETCH_ROWS``, ``PREFETCH_SLICES``) and mode none's
+  own tiles (``PLANE_TC``, ``RESAMPLE_TS``, ``RESAMPLE_TC``) give exactly the values of the one-value reads
+  without them (reslice with and
   without a fused window, resample, max / min / mean projections, thin slabs, rotating MIP in slice order), and
   lie within ``fast_bound`` of the float64 numpy reference and of ``scipy.ndimage.map_coordinates(order=1)``;
 * the grouped brick test of projections (``GROUPS``) gives exactly the values without it, on volumes with
@@ -59,15 +60,17 @@ def _volume(seed, dtype, shape, rescale):
 
 @pytest.fixture
 def switches(monkeypatch):
-    """Set the speed-path switches of the numba sampler for one run: ``switches(pairs, groups)``; the row
-    prefetch and the wide tiles of a single plane follow ``pairs`` (off: no prefetch, FAST_TC-wide tiles)."""
-    defaults = (nb.PREFETCH_ROWS, nb.PLANE_TC)
+    """Set the speed-path switches of the numba sampler for one run: ``switches(pairs, groups)``; the prefetch
+    and mode none's own tiles follow ``pairs`` (off: no prefetch, the projections' FAST_* tiles)."""
+    names = ("PREFETCH_ROWS", "PREFETCH_SLICES", "PLANE_TC", "RESAMPLE_TC", "RESAMPLE_TS")
+    on = {k: getattr(nb, k) for k in names}
+    off = dict(zip(names, (0, 0, nb.FAST_TC, nb.FAST_TC, nb.FAST_TS)))
 
     def set_(pairs, groups):
         monkeypatch.setattr(nb, "PAIRS", pairs)
         monkeypatch.setattr(nb, "GROUPS", groups)
-        monkeypatch.setattr(nb, "PREFETCH_ROWS", defaults[0] if pairs else 0)
-        monkeypatch.setattr(nb, "PLANE_TC", defaults[1] if pairs else nb.FAST_TC)
+        for k in names:
+            monkeypatch.setattr(nb, k, (on if pairs else off)[k])
     return set_
 
 
@@ -189,7 +192,8 @@ def test_real_ct_speed_paths(ct, switches):
     assert ct.data.dtype == np.uint16
     bound = _bound(ct)
     plane = Plane.rotated(ct, (20, 30, 15), shape=(128, 128), spacing=1.2)
-    wide = Plane.rotated(ct, (-35, 10, 25), shape=(40, 300), spacing=0.8)      # rows of two PLANE_TC tiles
+    # rows of two PLANE_TC (RESAMPLE_TC) tiles; its 40-slice grid spans two RESAMPLE_TS tiles
+    wide = Plane.rotated(ct, (-35, 10, 25), shape=(40, 300), spacing=0.8)
     runs = {}
     for on in (True, False):
         switches(on, on)
@@ -198,13 +202,16 @@ def test_real_ct_speed_paths(ct, switches):
                     gpukit.project(ct, plane, mode="max", step_mm=1.0, backend="numba"),
                     gpukit.project(ct, plane, mode="max", thickness_mm=20.0, step_mm=1.0, backend="numba"),
                     gpukit.rotating_mip(ct, 2, shape=(60, 100), spacing=2.0, backend="numba"),
-                    gpukit.reslice(ct, wide, backend="numba")]
+                    gpukit.reslice(ct, wide, backend="numba"),
+                    gpukit.resample(ct, wide.grid_affine(40, 0.9), (40,) + wide.shape, backend="numba").data]
     for a, b in zip(runs[True], runs[False]):
         np.testing.assert_array_equal(a, b)
     for img, pl in ((runs[True][0], plane), (runs[True][4], wide)):
         ref = gpukit.reslice(ct, pl, backend="numpy")
         assert np.ptp(ref) > 500
         assert np.abs(img.astype(np.float64) - ref).max() <= bound
+    ref = gpukit.resample(ct, wide.grid_affine(40, 0.9), (40,) + wide.shape, backend="numpy").data
+    assert np.abs(runs[True][5].astype(np.float64) - ref).max() <= bound
     ref = gpukit.project(ct, plane, mode="max", step_mm=1.0, backend="numpy")
     assert np.ptp(ref) > 500
     assert np.abs(runs[True][1].astype(np.float64) - ref).max() <= bound

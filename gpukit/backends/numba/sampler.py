@@ -37,10 +37,11 @@ kernels for 8- and 16-bit integer stored values (other dtypes run "exact"):
   GROUP_C columns x GROUP_S steps against the largest brick bound of the brick box that holds all their
   samples, see :func:`_project_fast_kernel`; exact, ``GROUPS = False`` turns it off), and the first pass
   of a long ray (a full MIP) visits every 16th step instead of every 8th;
-* outputs are computed in tiles (FAST_TS x FAST_TR x FAST_TC; a single plane
-  PLANE_TC columns wide) whose input footprint stays in cache; projections
-  march a tile of rays step by step; mode "none" on the plain layout
-  prefetches the cache lines of the row PREFETCH_ROWS below the one it computes;
+* outputs are computed in tiles whose input footprint stays in cache
+  (projections: FAST_TR x FAST_TC rays marched step by step; mode "none":
+  RESAMPLE_TS slices x 1 row x RESAMPLE_TC columns, a single plane FAST_TR x
+  PLANE_TC), and mode "none" on the plain layout prefetches the cache lines of
+  the rows it computes next (PREFETCH_ROWS, PREFETCH_SLICES);
 * slice order: a projection whose rays run inside the slices with the output
   rows along the slice normal (index map with ``A[2, 0] == A[2, 2] == A[0, 1]
   == A[1, 1] == 0``: every frame of ``rotating_mip`` about the slice axis of an
@@ -470,15 +471,22 @@ def _reslice_bricked_kernel(flat, nz, ny, nx, nby, nbx, slopes, intercepts, unif
 FAST_TC = 64
 FAST_TR = 8
 FAST_TS = 8
-#: a single plane (one output slice) takes tiles PLANE_TC columns wide: fewer row clips and loop set-ups, and two
-#: rows of 256 samples still share their cache lines in L1/L2
+#: mode "none" (resample, reslice) takes its own tiles: a volume RESAMPLE_TS slices x 1 row x RESAMPLE_TC columns
+#: (runs of neighbouring output slices reuse each other's input lines while they are in L1/L2, and a row clip and
+#: loop set-up serve 256 samples), a single plane FAST_TR rows x PLANE_TC columns; full oblique resample of the
+#: benchmark's 512^3 int16 volume (kernel, 2 cores): 452 ms with the FAST_* tiles, 353 ms with these; axis-aligned
+#: and sagittal grids gain too (343 against 358 ms, 497 against 628 ms)
+RESAMPLE_TS = 32
+RESAMPLE_TC = 256
 PLANE_TC = 256
-#: mode "none" on the plain layout prefetches, while it computes a row, the lower-corner cache lines of the row
-#: PREFETCH_ROWS rows below at every PF_STEP-th column (:mod:`._prefetch`; 0 turns it off, for tests: same values).
-#: A new pose's footprint is not in the caches and its rows jump across slices, which the hardware prefetchers do
-#: not follow: on 100 new poses the kernel's p50 went from 1.8 to 1.4 ms (512x512 plane of a 512^3 int16 volume,
-#: 2 cores), the full oblique resample from 472 to 449 ms
+#: mode "none" on the plain layout prefetches (:mod:`._prefetch`), while it computes a row, the lower-corner cache
+#: lines at every PF_STEP-th column of the row it will need soon: a single plane's row PREFETCH_ROWS rows below,
+#: a volume's row PREFETCH_SLICES output slices further (the next rows a volume tile computes). 0 turns it off
+#: (for tests: same values). A new pose's footprint is not in the caches and its rows jump across slices, which the
+#: hardware prefetchers do not follow: on 100 new poses the plane kernel's p50 went from 1.8 to 1.4 ms (512x512
+#: plane of a 512^3 int16 volume, 2 cores)
 PREFETCH_ROWS = 4
+PREFETCH_SLICES = 2
 PF_STEP = 4
 #: projections with brick skipping first march every PRE_STEP-th step of each ray (see _project_fast_kernel)
 PRE_STEP = 8
@@ -687,9 +695,8 @@ def _pair_row_none(flat, n, off, dj, dk, kk, wx, wy, wz, g1, pm, W, P0, P1, slop
 @njit(inline="always", **_JIT)
 def _prefetch_row(flat, n, off, delta, dj, dk, phi):
     """Prefetch the four lower-corner rows (``o``, ``o + dj``, ``o + dk``, ``o + dk + dj``) of every PF_STEP-th
-    sample of a row ``pfr`` rows below this one: this row's offsets ``off`` moved by ``delta`` (the rounded
-    index-space step of ``pfr`` rows, near enough for a hint), clamped to ``[0, phi]`` so every address is in the
-    array."""
+    sample of a row computed soon: this row's offsets ``off`` moved by ``delta`` (the rounded index-space step
+    to that row), clamped to ``[0, phi]`` so every address is in the array."""
     for t in range(0, n, PF_STEP):
         o = min(max(off[t] + delta, 0), phi)
         prefetch(flat, o)
@@ -700,16 +707,17 @@ def _prefetch_row(flat, n, off, delta, dj, dk, phi):
 
 @njit(parallel=True, **_JIT)
 def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts, uniform, A, b, linear, fill, eps,
-                          nchunks, pairs, pm, TC, pfr, out, wnd):
+                          nchunks, pairs, pm, TS, TR, TC, pfr, pfs, out, wnd):
     """mode "none" at the fast precision, on the plain (``bricked`` False) or bricked layout.
 
-    Tiles of FAST_TS x FAST_TR x ``TC`` outputs (FAST_TC, or PLANE_TC for a single plane), ``nchunks`` runs of
-    consecutive tiles (neighbouring tiles share input cache lines, so one worker takes them one after the other);
-    per output row of a tile the inside columns come from :func:`_row_range` (the outside ones get the fill without a test per
+    Tiles of ``TS`` x ``TR`` x ``TC`` outputs (see RESAMPLE_TS), ``nchunks`` runs of consecutive tiles
+    (neighbouring tiles share input cache lines, so one worker takes them one after the other); per output row
+    of a tile the inside columns come from :func:`_row_range` (the outside ones get the fill without a test per
     sample), then stage 1 (coordinates, vectorised) and stage 2 (reads and blends). ``pairs`` (plain layout,
     trilinear, :func:`._pairs.pairs_apply`; ``pm`` its :func:`._pairs.pair_sign`): stage 2 reads x-neighbour
-    pairs and blends in a separate vectorised loop (:func:`_pair_row_none`), same values. ``pfr`` > 0 (plain
-    layout): each row prefetches the row ``pfr`` rows below (:func:`_prefetch_row`), same values.
+    pairs and blends in a separate vectorised loop (:func:`_pair_row_none`), same values. Plain layout, ``pfr``
+    > 0: each row prefetches the row ``pfr`` rows below it, else ``pfs`` > 0: the row ``pfs`` output slices
+    further (:func:`_prefetch_row`); same values.
     """
     ns, nr, nc = out.shape
     xl = nx - 1.0 + eps
@@ -721,8 +729,6 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
     i00 = _recip(a00)
     i10 = _recip(a10)
     i20 = _recip(a20)
-    TR = FAST_TR
-    TS = FAST_TS
     ntc = (nc + TC - 1) // TC
     ntr = (nr + TR - 1) // TR
     nts = (ns + TS - 1) // TS
@@ -730,7 +736,10 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
     g1 = 1 if nz > 1 else 0
     fv = _out_value(fill, wnd)
     nflat = flat.size
+    # the flat-index step to the prefetched row: rounded, near enough for a hint
     pdelta = int(round(pfr * a01)) + int(round(pfr * a11)) * nx + int(round(pfr * a21)) * nx * ny
+    if pfr <= 0:
+        pdelta = int(round(pfs * a02)) + int(round(pfs * a12)) * nx + int(round(pfs * a22)) * nx * ny
     phi = max(nflat - 1 - (nx * ny if nz > 1 else 0) - (nx if ny > 1 else 0), 0)
     nby8 = (ny + 7) >> BRICK_SHIFT
     nbx8 = (nx + 7) >> BRICK_SHIFT
@@ -738,6 +747,7 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
     dk = nx * ny if nz > 1 else 0
     plain = uniform and not wnd[0]
     pfr = pfr if not bricked else 0
+    pfs = pfs if not bricked else 0
     for w in prange(nchunks):
         W = np.zeros((4, TC), np.int32)
         P0 = np.zeros(TC, np.float32)
@@ -786,7 +796,7 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
                     else:
                         _fast_coords_nearest(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
                                              nx, ny, nz, off, kk, bb, nby8, nbx8)
-                    if pfr > 0 and r + pfr < nr:
+                    if (pfr > 0 and r + pfr < nr) or (pfr <= 0 and pfs > 0 and s + pfs < ns):
                         _prefetch_row(flat, hi - lo + 1, off, pdelta, dj, dk, phi)
                     if pairs:
                         _pair_row_none(flat, hi - lo + 1, off, dj, dk, kk, wx, wy, wz, g1, pm, W, P0, P1, slopes,
@@ -1357,11 +1367,14 @@ def _sample_fast(data, slopes, intercepts, A, b, ns, code, linear, fill, out, wn
     nz, ny, nx = data.shape
     if code == MODE_NONE:
         nso, nr, nc = out.shape
-        tc = PLANE_TC if nso == 1 else FAST_TC
-        ntiles = (-(-nso // FAST_TS)) * (-(-nr // FAST_TR)) * (-(-nc // tc))
+        if nso == 1:
+            ts, tr, tc, pfr, pfs = 1, FAST_TR, PLANE_TC, PREFETCH_ROWS, 0
+        else:
+            ts, tr, tc, pfr, pfs = RESAMPLE_TS, 1, RESAMPLE_TC, 0, PREFETCH_SLICES
+        ntiles = (-(-nso // ts)) * (-(-nr // tr)) * (-(-nc // tc))
         pairs = bool(linear and PAIRS and pairs_apply(data, nx))
         _resample_fast_kernel(data.ravel(), nz, ny, nx, False, 0, 0, slopes, intercepts, uniform, A, b, linear,
-                              float(fill), EPS, _nchunks(ntiles), pairs, pair_sign(data), tc, PREFETCH_ROWS, out,
+                              float(fill), EPS, _nchunks(ntiles), pairs, pair_sign(data), ts, tr, tc, pfr, pfs, out,
                               wnd)
         return out
     nr, nc = out.shape
@@ -1410,7 +1423,8 @@ def sample_grid_bricked(bricked, shape, slopes, intercepts, A, b, grid, interp, 
         _resample_fast_kernel(flat, nz, ny, nx, True, nb[2] << (3 * sh), (nb[1] * nb[2]) << (3 * sh), slopes,
                               intercepts, uniform, np.ascontiguousarray(A, dtype=np.float64),
                               np.ascontiguousarray(b, dtype=np.float64), interp == "linear", float(fill), EPS,
-                              _nchunks(ntiles), False, 0, FAST_TC, 0, out, _window_args(window, out))
+                              _nchunks(ntiles), False, 0, FAST_TS, FAST_TR, FAST_TC, 0, 0, out,
+                              _window_args(window, out))
         return out
     _reslice_bricked_kernel(flat, nz, ny, nx, nb[1], nb[2], slopes, intercepts, uniform,
                             np.ascontiguousarray(A, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64),
