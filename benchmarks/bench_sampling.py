@@ -133,6 +133,7 @@ def _vtk_reslice(img, plane, shape, step: float, fill: float, slab: int = 0):
     ns, nr, nc = shape
     dv, du = plane.spacing
     m = vtk.vtkMatrix4x4()
+
     def axes(p):
         for i in range(3):
             m.SetElement(i, 0, float(p.u[i]))

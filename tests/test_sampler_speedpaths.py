@@ -6,9 +6,8 @@ What is asserted:
   negative values, the last pair of the array), checked against numpy's own reads;
 * the kernels with pair reads (``PAIRS``), the prefetch (``PREFETCH_ROWS``, ``PREFETCH_SLICES``) and mode none's
   own tiles (``PLANE_TC``, ``RESAMPLE_TS``, ``RESAMPLE_TC``) give exactly the values of the one-value reads
-  without them (reslice with and
-  without a fused window, resample, max / min / mean projections, thin slabs, rotating MIP in slice order), and
-  lie within ``fast_bound`` of the float64 numpy reference and of ``scipy.ndimage.map_coordinates(order=1)``;
+  without them (reslice with and without a fused window, resample, max / min / mean projections, thin slabs,
+  rotating MIP in slice order), and lie within ``fast_bound`` of the float64 numpy reference and of ``scipy.ndimage.map_coordinates(order=1)``;
 * the grouped brick test of projections (``GROUPS``) gives exactly the values without it, on volumes with
   sparse bright structures (where groups are skipped) and empty rays, both signs of slope, per-slice rescale,
   nearest and trilinear, and the numpy reference's values within the bound;
