@@ -221,6 +221,14 @@ def _diff(a, b, mask=None) -> dict:
             "max_abs_diff_hu": float(d.max()) if (d.size and mask is not None) else None}
 
 
+def _latencies(lat) -> dict:
+    """p10/p50/p90/p99/max of per-call wall times (s) and their count."""
+    lat = np.asarray(lat, dtype=np.float64)
+    p10, p50, p90, p99 = (float(v) for v in np.percentile(lat, [10, 50, 90, 99]))
+    return {"median_s": p50, "p10_s": p10, "p90_s": p90, "p99_s": p99, "max_s": float(lat.max()),
+            "repeats": int(lat.size)}
+
+
 # -- the suite ----------------------------------------------------------------------------------------------------
 def run(size: int = 512, repeats: int = 3) -> list[dict]:
     """Time every sampling operation on a ``size^3`` CT-like volume; one dict per (operation, implementation)."""
@@ -293,8 +301,10 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
         add(op, "VTK vtkImageReslice linear", lambda: vr()[0], ref=ref, mask=inside, reps=prep)
 
     # 2. Reslicer latency over random poses ------------------------------------------------------------------------
+    op = f"Reslicer latency, oblique {n}x{n} ({n}^3 int16)"
     rng = np.random.default_rng(0)
     poses = [Plane.rotated(vol, rng.uniform(-60, 60, 3), shape=(n, n), spacing=1.0) for _ in range(100)]
+    ref0 = gpukit.reslice(vol, poses[0], backend=backends[0], precision="exact")
     layouts = [("numba", "bricked", "fast"), ("numba", "bricked", "exact"), ("numba", "plain", "fast"),
                ("numba", "plain", "exact"), ("numpy", "plain", "exact")]
     for be, layout, prec in [c for c in layouts if c[0] in backends]:
@@ -302,15 +312,10 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
         npos = len(poses) if be != "numpy" else max(3, min(len(poses), 2 * repeats))
         for p in poses[:npos]:
             rs.reslice(p)
-        lat = np.asarray(rs.latencies)
-        row = {"op": f"Reslicer latency, oblique {n}x{n} ({n}^3 int16)",
-               "impl": f"gpukit Reslicer {be} ({layout}, {prec})" if be == "numba" else f"gpukit Reslicer {be}",
-               "median_s": float(np.percentile(lat, 50)), "p10_s": float(np.percentile(lat, 10)),
-               "p90_s": float(np.percentile(lat, 90)), "p99_s": float(np.percentile(lat, 99)),
-               "max_s": float(lat.max()), "repeats": int(lat.size)}
+        row = {"op": op, "impl": f"gpukit Reslicer {be} ({layout}, {prec})" if be == "numba" else
+               f"gpukit Reslicer {be}", **_latencies(rs.latencies)}
         if be == "numba" and prec == "fast":
-            row.update(_accuracy(rs.reslice(poses[0]).copy(),
-                                 gpukit.reslice(vol, poses[0], backend="numba", precision="exact")))
+            row.update(_accuracy(rs.reslice(poses[0]).copy(), ref0))
         rows.append(row)
         del rs
     # the peers on the same new poses, one call each (a new pose's footprint is not in the caches for them either)
@@ -328,12 +333,7 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
             t0 = time.perf_counter()
             fn(p)
             lat.append(time.perf_counter() - t0)
-        lat = np.asarray(lat)
-        rows.append({"op": f"Reslicer latency, oblique {n}x{n} ({n}^3 int16)", "impl": impl,
-                     "median_s": float(np.percentile(lat, 50)), "p10_s": float(np.percentile(lat, 10)),
-                     "p90_s": float(np.percentile(lat, 90)), "p99_s": float(np.percentile(lat, 99)),
-                     "max_s": float(lat.max()), "repeats": int(lat.size),
-                     **_diff(fn(poses[0]), gpukit.reslice(vol, poses[0], backend=backends[0], precision="exact"))})
+        rows.append({"op": op, "impl": impl, **_latencies(lat), **_diff(fn(poses[0]), ref0)})
 
     # 3. full-volume oblique resample ------------------------------------------------------------------------------
     op = f"oblique resample {n}^3 -> {n}^3 trilinear"
