@@ -221,21 +221,59 @@ def test_bad_order_and_missing_capability():
 @needs_numba
 @pytest.mark.parametrize("angles", [(15.0, 20.0, 10.0), (80.0, 10.0, 0.0), (10.0, 85.0, 30.0)])
 def test_block_and_slice_major_traversals_agree(angles, monkeypatch):
-    """The two Numba traversals (block order; slice-major, chosen for thin slabs) give the same max/min bit for
-    bit and the same mean within the float32 sum's bound."""
+    """The two Numba traversals (block order; slice-major, chosen for thin slabs, split by rows among 1, 2 or 3
+    tasks) combine each ray's samples in slice order: the same images bit for bit, means included, and the
+    exact ones equal to the numpy reference."""
+    import numba
+
     from gpukit.backends.numba import slices as nbs
 
     vol = _volume(4, (40, 33, 37), "per-slice")
     plane = Plane.rotated(vol, angles, shape=(45, 41), spacing=0.8)
-    runs = {}
-    for frac in (0.0, 2.0):
-        monkeypatch.setattr(nbs, "MAJOR_FRACTION", frac)
-        runs[frac] = {(m, p): gpukit.project(vol, plane, mode=m, thickness_mm=7.0, backend="numba", order="slice",
-                                             precision=p)
-                      for m in ("max", "min", "mean") for p in ("exact", "fast")}
-    for key in runs[0.0]:
-        block, major = runs[0.0][key], runs[2.0][key]
-        if key[0] != "mean" or key[1] == "exact":      # an exact mean always runs in block order
-            np.testing.assert_array_equal(major, block)
-        else:
-            assert np.abs(major.astype(np.float64) - block).max() <= 1e-3
+    keys = [(m, p) for m in ("max", "min", "mean") for p in ("exact", "fast")]
+
+    def run():
+        return {(m, p): gpukit.project(vol, plane, mode=m, thickness_mm=7.0, backend="numba", order="slice",
+                                       precision=p) for m, p in keys}
+
+    monkeypatch.setattr(nbs, "MAJOR_FRACTION", 0.0)
+    block = run()
+    monkeypatch.setattr(nbs, "MAJOR_FRACTION", 2.0)
+    threads = numba.get_num_threads()
+    for tasks in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS), min(3, numba.config.NUMBA_NUM_THREADS)}):
+        numba.set_num_threads(tasks)
+        try:
+            major = run()
+        finally:
+            numba.set_num_threads(threads)
+        for key in keys:
+            np.testing.assert_array_equal(major[key], block[key], err_msg=f"{key}, {tasks} tasks")
+    for m in ("max", "min", "mean"):
+        ref = gpukit.project(vol, plane, mode=m, thickness_mm=7.0, backend="numpy", order="slice")
+        np.testing.assert_array_equal(block[(m, "exact")], ref)
+        assert not np.all(ref == ref.flat[0])
+
+
+@needs_numba
+def test_slice_major_row_bounds_split_the_rays_evenly():
+    """The slice-major tasks' rows: every row once, in order, and about equal numbers of rays read per task."""
+    import numba
+
+    from gpukit.backends.numba.slices import _row_bounds
+
+    rng = np.random.default_rng(5)
+    fplo = rng.integers(0, 50, 300)
+    fphi = fplo + rng.integers(-5, 200, 300)              # some rows read nothing (hi <= lo)
+    threads = numba.get_num_threads()
+    for tasks in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+        numba.set_num_threads(tasks)
+        try:
+            bounds = _row_bounds(fplo, fphi)
+        finally:
+            numba.set_num_threads(threads)
+        assert bounds[0] == 0 and bounds[-1] == 300 and len(bounds) == tasks + 1
+        assert np.all(np.diff(bounds) >= 0)
+        w = np.maximum(fphi - fplo, 0)
+        per = [int(w[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:])]
+        assert max(per) - min(per) <= 2 * w.max()
+    assert list(_row_bounds(np.zeros(4, np.int64), np.zeros(4, np.int64))[[0, -1]]) == [0, 4]
