@@ -149,23 +149,21 @@ def footprint(plan: SlicePlan, nr: int, nc: int) -> tuple[np.ndarray, np.ndarray
     P = np.array([[(plan.wa[0] * c + plan.wa[1] * r) + plan.wa[2], (plan.wb[0] * c + plan.wb[1] * r) + plan.wb[2]]
                   for c, r in corners])
     va = np.arange(NA, dtype=np.float64)
-    y0, y1 = va - 1.0 - 1e-6, va + 1.0 + 1e-6
-    cands = []
-    for e in range(4):
-        (pa0, pb0), (pa1, pb1) = P[e], P[(e + 1) % 4]
-        if pa1 != pa0:
-            for y in (y0, y1):
-                t = (y - pa0) / (pa1 - pa0)
-                cands.append(np.where((t >= 0) & (t <= 1), pb0 + t * (pb1 - pb0), np.nan))
-        for pa_, pb_ in ((pa0, pb0), (pa1, pb1)):
-            cands.append(np.where((y0 <= pa_) & (pa_ <= y1), pb_, np.nan))
-    C = np.stack(cands, axis=1)
+    y = np.stack([va - 1.0 - 1e-6, va + 1.0 + 1e-6], axis=1)[:, :, None]          # (NA, 2, 1): the band's edges
+    pa0, pb0 = P[:, 0], P[:, 1]                                                   # edge e runs from corner e
+    pa1, pb1 = np.roll(pa0, -1), np.roll(pb0, -1)                                 # to corner e + 1
+    # where the band's edges cross the parallelogram's edges (not along a horizontal edge), and the corners
+    # inside the band
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (y - pa0) / (pa1 - pa0)
+        cross = np.where((pa1 != pa0) & (t >= 0) & (t <= 1), pb0 + t * (pb1 - pb0), np.nan).reshape(NA, 8)
+    corner = np.where((y[:, 0] <= pa0) & (pa0 <= y[:, 1]), pb0, np.nan)
+    C = np.concatenate([cross, corner], axis=1)
     has = ~np.all(np.isnan(C), axis=1)
-    with np.errstate(all="ignore"):
-        cmin = np.where(has, np.nanmin(np.where(has[:, None], C, 0.0), axis=1), 0.0)
-        cmax = np.where(has, np.nanmax(np.where(has[:, None], C, 0.0), axis=1), -1.0)
-    lo = np.where(has, np.clip(np.floor(cmin) - 1, 0, plan.NB), 0).astype(np.int64)
-    hi = np.where(has, np.clip(np.floor(cmax) + 3, 0, plan.NB), 0).astype(np.int64)
+    cmin = np.where(np.isnan(C), np.inf, C).min(axis=1)
+    cmax = np.where(np.isnan(C), -np.inf, C).max(axis=1)
+    lo = np.where(has, np.clip(np.floor(np.where(has, cmin, 0.0)) - 1, 0, plan.NB), 0).astype(np.int64)
+    hi = np.where(has, np.clip(np.floor(np.where(has, cmax, -1.0)) + 3, 0, plan.NB), 0).astype(np.int64)
     return lo, np.maximum(hi, lo)
 
 
