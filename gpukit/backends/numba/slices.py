@@ -16,7 +16,9 @@ Two traversals, same samples:
 Both traversals combine each ray's samples in slice order, the reference's order, so they give the same
 images bit for bit. The accumulators are indexed flat (row ``va`` at offset ``va * NB``): a row view per
 visited row cost two reference-count updates on an array every task shares, a quarter of the 20 mm slab's
-kernel time.
+kernel time. For the same reason the kernels call :func:`_slice_rows` once per slice and task (block of rows
+or band), compiled without Numba's runtime: called per row, its argument arrays' reference counts and the call
+itself were a third of the 20 mm slab's kernel time (6.1 -> 3.9 ms with both cores).
 
 For each row of a slice the run of rays with a sample is one interval (the inside and slab tests are linear
 in the ray's column), found by multiplication, and fixed up with the rule's own float64 test (:func:`_test`)
@@ -250,65 +252,79 @@ def _m_range(v0, v1, oa, n_p, na, ta, sA, sB, sM, s0, smax, ob, NB):
 
 
 # without Numba's runtime (it allocates nothing): a call would otherwise take and drop a reference to each of its
-# seven arrays, fourteen atomic updates per visited row on counters every task shares (a fifth of the 20 mm
-# slab's kernel time)
+# seven arrays, fourteen atomic updates per call on counters every task shares (called once per visited row,
+# they were a fifth of the 20 mm slab's kernel time; one call per slice and task now also keeps the slice's
+# constants out of the row loop)
 @njit(_nrt=False, **_JIT)
-def _slice_row(flat, m, va, oa, ob, NB, na, nb, sa, sb, base, mf, mtam, mtbm, iam, ibm, ram, rbm, fam, fbm, sA, sB,
-               inv_sB, sM, s0, smax, code, linear, rows, sc, of, slopes, intercepts, acc, cnt, count, one, zero,
-               fplo, fphi):
-    """The samples of slice ``m`` on intermediate row ``va``, combined into ``acc[va]`` (steps 2-3 of the rule;
-    ``slopes``/``intercepts``, ``one``/``zero`` in ``acc``'s dtype)."""
-    ua = va + oa
-    uaf = float(ua)
-    xa = uaf + mtam
-    if xa < -EPS or xa > na - 1 + EPS:
-        return
-    lo, hi = _run(uaf, mf, mtam, mtbm, na, nb, sA, sB, inv_sB, sM, s0, smax, ob, NB)
-    # only the rays the warp reads (gpukit.backends._slices.footprint): the others cannot change the output
-    lo = max(lo, fplo[va] + ob)
-    hi = min(hi, fphi[va] + ob)
-    if lo >= hi:
-        return
-    # flat accumulators, row va at offset va * NB: indexed ``ub - obr`` (a row view per call would cost two reference
-    # counts on the accumulator shared by every task)
-    accrow = acc
-    cntrow = cnt
-    obr = ob - va * NB
-    if not linear:
-        rr = min(max(ua + ram, 0), na - 1)
+def _slice_rows(flat, m, va0, va1, pfr, oa, ob, NB, na, nb, sp, sa, sb, mf, mtam, mtbm, iam, ibm, ram, rbm, fam, fbm,
+                sA, sB, inv_sB, sM, s0, smax, code, linear, rows, sc, of, slopes, intercepts, acc, cnt, count, one,
+                zero, fplo, fphi):
+    """The samples of slice ``m`` on intermediate rows ``va0 <= va < va1``, in order, combined into the flat
+    accumulators ``acc``/``cnt`` (steps 2-3 of the rule; ``slopes``/``intercepts``, ``one``/``zero`` in ``acc``'s
+    dtype); ``pfr > 0``: prefetch the slice row ``pfr`` rows ahead (around the slab's middle, where that row's
+    run lies). One function, not a row helper inlined into a loop: Python 3.11 passes a call of over 30
+    arguments as ``*args``, which Numba cannot inline."""
+    base = m * sp
+    nflat = flat.shape[0]
+    for va in range(va0, va1):
+        if pfr and sB != 0.0:
+            up = va + oa + pfr
+            ubc = (0.5 * smax - ((sA * float(up) + sM * mf) + s0)) * inv_sB
+            ubc = min(max(ubc, float(ob)), float(ob + NB - 1))
+            jc = min(max(int(ubc) + ibm, 0), nb - 1)
+            rp = min(max(up + iam, 0), na - 1)
+            idx = base + rp * sa + jc * sb
+            prefetch(flat, max(idx - 24 * sb, 0))
+            prefetch(flat, min(idx + 24 * sb, nflat - 1))
+        ua = va + oa
+        uaf = float(ua)
+        xa = uaf + mtam
+        if xa < -EPS or xa > na - 1 + EPS:
+            continue
+        lo, hi = _run(uaf, mf, mtam, mtbm, na, nb, sA, sB, inv_sB, sM, s0, smax, ob, NB)
+        # only the rays the warp reads (gpukit.backends._slices.footprint): the others cannot change the output
+        lo = max(lo, fplo[va] + ob)
+        hi = min(hi, fphi[va] + ob)
+        if lo >= hi:
+            continue
+        # flat accumulators, row va at offset va * NB: indexed ``ub - obr`` (a row view per row would cost two
+        # reference counts on the accumulator every task shares)
+        obr = ob - va * NB
+        if not linear:
+            rr = min(max(ua + ram, 0), na - 1)
+            if rows:
+                sc, of = slopes[rr], intercepts[rr]
+            rowb = base + rr * sa
+            for ub in range(lo, hi):
+                j = min(max(ub + rbm, 0), nb - 1)
+                v = (flat[rowb + j * sb] * one) * sc + of
+                o = ub - obr
+                a = acc[o]
+                if code == MODE_MAX:
+                    acc[o] = v if v > a else a
+                elif code == MODE_MIN:
+                    acc[o] = v if v < a else a
+                else:
+                    acc[o] = a + v
+                    cnt[o] += 1
+            continue
+        r0 = min(max(ua + iam, 0), na - 1)
+        r1 = min(max(ua + iam + 1, 0), na - 1)
+        s0r = o0r = s1r = o1r = zero
         if rows:
-            sc, of = slopes[rr], intercepts[rr]
-        rowb = base + rr * sa
-        for ub in range(lo, hi):
-            j = min(max(ub + rbm, 0), nb - 1)
-            v = (flat[rowb + j * sb] * one) * sc + of
-            o = ub - obr
-            a = accrow[o]
-            if code == MODE_MAX:
-                accrow[o] = v if v > a else a
-            elif code == MODE_MIN:
-                accrow[o] = v if v < a else a
-            else:
-                accrow[o] = a + v
-                cntrow[o] += 1
-        return
-    r0 = min(max(ua + iam, 0), na - 1)
-    r1 = min(max(ua + iam + 1, 0), na - 1)
-    s0r = o0r = s1r = o1r = zero
-    if rows:
-        s0r, o0r = slopes[r0], intercepts[r0]
-        s1r, o1r = slopes[r1], intercepts[r1]
-    base0 = base + r0 * sa
-    base1 = base + r1 * sa
-    # interior: both column neighbours on the slice; the edges clamp
-    ilo = min(max(lo, -ibm), hi)
-    ihi = max(min(hi, nb - 1 - ibm), ilo)
-    _linear_run(flat, base0, base1, sb, lo, ilo, ibm, nb - 1, True, fam, fbm, rows, s0r, o0r, s1r, o1r,
-                sc, of, accrow, cntrow, obr, code, count, one)
-    _interior(flat, base0, base1, sb, ilo, ihi, ibm, nb - 1, fam, fbm, rows, s0r, o0r, s1r, o1r, sc, of,
-              accrow, cntrow, obr, code, one)
-    _linear_run(flat, base0, base1, sb, ihi, hi, ibm, nb - 1, True, fam, fbm, rows, s0r, o0r, s1r, o1r,
-                sc, of, accrow, cntrow, obr, code, count, one)
+            s0r, o0r = slopes[r0], intercepts[r0]
+            s1r, o1r = slopes[r1], intercepts[r1]
+        base0 = base + r0 * sa
+        base1 = base + r1 * sa
+        # interior: both column neighbours on the slice; the edges clamp
+        ilo = min(max(lo, -ibm), hi)
+        ihi = max(min(hi, nb - 1 - ibm), ilo)
+        _linear_run(flat, base0, base1, sb, lo, ilo, ibm, nb - 1, True, fam, fbm, rows, s0r, o0r, s1r, o1r,
+                    sc, of, acc, cnt, obr, code, count, one)
+        _interior(flat, base0, base1, sb, ilo, ihi, ibm, nb - 1, fam, fbm, rows, s0r, o0r, s1r, o1r, sc, of,
+                  acc, cnt, obr, code, one)
+        _linear_run(flat, base0, base1, sb, ihi, hi, ibm, nb - 1, True, fam, fbm, rows, s0r, o0r, s1r, o1r,
+                    sc, of, acc, cnt, obr, code, count, one)
 
 
 @njit(parallel=True, **_JIT)
@@ -342,11 +358,9 @@ def _slices_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, ta, mta, mtb, ia, ib, 
             else:
                 kk = m if slopes.shape[0] > 1 else 0
                 sc, of = slopes[kk], intercepts[kk]
-            base = m * sp
-            for va in range(v0, v1):
-                _slice_row(flat, m, va, oa, ob, NB, na, nb, sa, sb, base, mf, mtam, mtbm, ia[m], ibm, ra[m], rb[m],
-                           fam, fbm, sA, sB, inv_sB, sM, s0, smax, code, linear, rows, sc, of, slopes, intercepts, accf,
-                           cntf, count, one, zero, fplo, fphi)
+            _slice_rows(flat, m, v0, v1, 0, oa, ob, NB, na, nb, sp, sa, sb, mf, mtam, mtbm, ia[m], ibm, ra[m], rb[m],
+                        fam, fbm, sA, sB, inv_sB, sM, s0, smax, code, linear, rows, sc, of, slopes, intercepts, accf,
+                        cntf, count, one, zero, fplo, fphi)
 
 
 @njit(parallel=True, **_JIT)
@@ -398,21 +412,9 @@ def _slices_major_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, ta, mta, mtb, ia
             else:
                 kk = m if slopes.shape[0] > 1 else 0
                 sc, of = slopes[kk], intercepts[kk]
-            nflat = flat.shape[0]
-            for ua in range(int(lo), int(hi) + 1):
-                if pfr and sB != 0.0:
-                    # the run of row ua + pfr lies around the slab's middle: fetch its first slice row
-                    up = ua + pfr
-                    ubc = (0.5 * smax - ((sA * float(up) + sM * mf) + s0)) * inv_sB
-                    ubc = min(max(ubc, float(ob)), float(ob + NB - 1))
-                    jc = min(max(int(ubc) + ib[m], 0), nb - 1)
-                    rp = min(max(up + ia[m], 0), na - 1)
-                    idx = m * sp + rp * sa + jc * sb
-                    prefetch(flat, max(idx - 24 * sb, 0))
-                    prefetch(flat, min(idx + 24 * sb, nflat - 1))
-                _slice_row(flat, m, ua - oa, oa, ob, NB, na, nb, sa, sb, m * sp, mf, mtam, mtb[m], ia[m], ib[m],
-                           ra[m], rb[m], fa[m], fb[m], sA, sB, inv_sB, sM, s0, smax, code, linear, rows, sc, of,
-                           slopes, intercepts, accf, cntf, count, one, zero, fplo, fphi)
+            _slice_rows(flat, m, int(lo) - oa, int(hi) + 1 - oa, pfr, oa, ob, NB, na, nb, sp, sa, sb, mf, mtam, mtb[m],
+                        ia[m], ib[m], ra[m], rb[m], fa[m], fb[m], sA, sB, inv_sB, sM, s0, smax, code, linear, rows, sc,
+                        of, slopes, intercepts, accf, cntf, count, one, zero, fplo, fphi)
 
 
 #: slice-major order (:func:`_slices_major_kernel`) for slabs whose rays cross fewer than this fraction of the
