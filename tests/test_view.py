@@ -585,6 +585,51 @@ def test_resident_volume_on_the_device_stand_in():
         srv.stop()
 
 
+def _snap(plane, slab_mm, spin=False):
+    return {"view": "oblique", "plane": plane, "version": 1, "window": (0.0, 900.0), "slab_mm": slab_mm,
+            "mode": "max", "spin": spin, "cross_px": None, "cross": np.zeros(3), "input_id": 0}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cuda-host"])
+def test_moving_slab_and_spin_frames_in_slice_order_settled_ones_in_ray_order(backend, monkeypatch):
+    """Lossy frames (a view moving, the spinning MIP) are projected in slice order where the backend has it; the
+    settled PNG is the ray-order reference. Images compared before encoding (``encode`` returns the pixels)."""
+    from gpukit.backends import lookup
+    from gpukit.view import render as vr
+
+    if not lookup(backend).is_available():
+        pytest.skip(f"the {backend} backend is not available here: " + "; ".join(lookup(backend).missing_dependencies()))
+    monkeypatch.setattr(vr, "encode", lambda u8, fmt: np.asarray(u8))
+    rng = np.random.default_rng(4)
+    z, y, x = np.mgrid[0:18, 0:26, 0:30]
+    data = (900 + 600 * np.sin(x / 3.0) * np.cos(y / 4.0) + 300 * (z % 5) + rng.normal(0, 20, x.shape))
+    vol = gpukit.Volume(data.astype(np.int16), np.diag([0.8, 0.8, 1.5, 1.0]), {"rescale_intercept": -1024.0})
+    r = vr.FrameRenderer(vol, backend=backend)
+    preview = "ray" if backend == "cuda-host" else "slice"
+    assert r.preview_order == preview
+    plane = Plane.rotated(vol, (25.0, 35.0, 10.0), shape=(34, 38), spacing=0.7)
+    fine = float(min(vol.spacing))
+    win = (0.0, 900.0)
+
+    def want(order, slab, step):
+        hu = gpukit.project(vol, plane, mode="max", thickness_mm=slab, step_mm=step, backend="numpy", order=order,
+                            precision="exact")
+        return display(hu, win, vol, backend="numpy").astype(int)
+
+    h, got = r.render(_snap(plane, 6.0), "png")
+    assert (h["order"], h["step_mm"]) == ("ray", fine)
+    assert np.abs(got.astype(int) - want("ray", 6.0, fine)).max() <= 1
+    for spin, slab in ((False, 6.0), (True, None)):
+        h, got = r.render(_snap(plane, slab, spin), "jpeg")
+        step = max(fine, 1.0) if spin else vr.slab_step(vol, 6.0, True)
+        assert h["order"] == preview and h["step_mm"] == (step if preview == "ray" else None)
+        ray, sl = want("ray", slab, step), want("slice", slab, step)
+        assert np.abs(ray - sl).max() >= 5        # the two orders differ here: the frame shows which one it is
+        assert np.abs(got.astype(int) - (sl if preview == "slice" else ray)).max() <= 1, spin
+    h, got = r.render(_snap(plane, 0.0), "jpeg")                # a thin view: a reslice, no projection order
+    assert h["order"] is None and h["step_mm"] is None
+
+
 def test_scene_labels_and_named_planes():
     from gpukit.view.scene import direction_label, edge_labels
 
