@@ -4,7 +4,8 @@ A :class:`gpukit.view.ViewServer` on 127.0.0.1 serves the real CT of ``../shared
 where that folder is absent, the sampling section's CT-like ``size^3`` volume); Debian's ``chromium``,
 driven by Selenium through the system ``chromedriver``, shows the page with a ``px x px`` oblique view
 (512 x 512 in a full run). Selenium drags the oblique plane (pointer moves every 16 ms, as a mouse at
-60 Hz) twice: thin, and as a 20 mm MIP slab.
+60 Hz) twice: thin, and as a 20 mm MIP slab (its moving frames in slice order where the backend has it,
+``moving_slab_order``; the settled one in ray order).
 
 For every pointer event the page records the time from the event (``event.timeStamp``) to the
 ``requestAnimationFrame`` after the first frame that includes it was drawn (events that arrive while a
@@ -139,7 +140,8 @@ def run(size: int = 512, repeats: int = 1) -> list[dict]:
                 f"g.style.gridTemplateColumns = '{px}px {px}px'; g.style.gridTemplateRows = '{px + 24}px {px + 24}px';"
                 "g.style.flex = 'none';")
             _wait(d, f"(f => f && f.w === {px} && f.h === {px} && f.fmt === 'png')(window.gpukitViewer.frames.oblique)")
-            machine = {"volume": what, "backend": backend, "lossy": srv.lossy, "cpus": os.cpu_count()}
+            machine = {"volume": what, "backend": backend, "lossy": srv.lossy, "cpus": os.cpu_count(),
+                       "moving_slab_order": srv.renderer.preview_order}
             for case, slab in (("thin", 0), (f"{SLAB_MM:g} mm MIP slab", SLAB_MM)):
                 d.execute_script(f"document.querySelector('.view[data-view=oblique] "
                                  f"select.slab').value = '{slab:g}'; document.querySelector('.view[data-view=oblique]"
