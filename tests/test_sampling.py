@@ -790,7 +790,7 @@ def test_bench_sampling_smallest_size_runs():
     assert rows and all({"op", "impl", "median_s", "p10_s", "p90_s"} <= set(r) for r in rows)
     impls = {r["impl"] for r in rows}
     assert any("numba" in i for i in impls) and any("SimpleITK" in i for i in impls)
-    sw = [r for r in rows if "order='slice'" in r["impl"]]
+    sw = [r for r in rows if "order='slice'" in r["impl"] and not r["impl"].endswith(", interleaved")]
     assert len(sw) == 2 and all(r["vs_ray_order_max_abs_diff_hu"] >= r["vs_ray_order_median_abs_diff_hu"] for r in sw)
     # the peers on the Reslicer's poses: every pose timed, and the last pose set is the one asked for (a peer left
     # on another pose would differ from gpukit's image of pose 0 by far more than interpolation does)
@@ -799,6 +799,15 @@ def test_bench_sampling_smallest_size_runs():
     for r in posed:
         assert r["repeats"] == 100 and {"median_s", "p10_s", "p90_s", "p99_s"} <= set(r)
         assert r["median_abs_diff_hu"] < 1.0, r
+    # the interleaved rounds: the plane's contenders and the slab's (both orders and VTK), the same count each
+    inter = [r for r in rows if r["impl"].endswith(", interleaved")]
+    ours = [r for r in inter if r["impl"].startswith("gpukit")]
+    assert {r["impl"] for r in ours} == {"gpukit reslice numba fast, interleaved",
+                                         "gpukit project numba fast, interleaved",
+                                         "gpukit project numba fast, order='slice', interleaved"}
+    assert len(inter) > len(ours) and all("speedup_vs_fastest_peer" in r for r in ours)
+    for op in {r["op"] for r in inter}:
+        assert len({r["repeats"] for r in inter if r["op"] == op}) == 1, op
 
 
 # -- the fused window stage (sample_grid(..., window=...)) -------------------------------------------------------------
