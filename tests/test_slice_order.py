@@ -220,10 +220,11 @@ def test_bad_order_and_missing_capability():
 
 @needs_numba
 @pytest.mark.parametrize("angles", [(15.0, 20.0, 10.0), (80.0, 10.0, 0.0), (10.0, 85.0, 30.0)])
-def test_block_and_slice_major_traversals_agree(angles, monkeypatch):
-    """The two Numba traversals (block order; slice-major, chosen for thin slabs, split by rows among 1, 2 or 3
-    tasks) combine each ray's samples in slice order: the same images bit for bit, means included, and the
-    exact ones equal to the numpy reference."""
+@pytest.mark.parametrize("thickness", [7.0, None])
+def test_row_split_and_prefetch_change_no_value(angles, thickness, monkeypatch):
+    """The Numba kernel's tasks own bands of rows and combine each ray's samples in slice order: 1, 2 or 3 tasks,
+    with and without the prefetch, give the same images bit for bit (means included), and the exact ones equal
+    the numpy reference."""
     import numba
 
     from gpukit.backends.numba import slices as nbs
@@ -233,30 +234,32 @@ def test_block_and_slice_major_traversals_agree(angles, monkeypatch):
     keys = [(m, p) for m in ("max", "min", "mean") for p in ("exact", "fast")]
 
     def run():
-        return {(m, p): gpukit.project(vol, plane, mode=m, thickness_mm=7.0, backend="numba", order="slice",
+        return {(m, p): gpukit.project(vol, plane, mode=m, thickness_mm=thickness, backend="numba", order="slice",
                                        precision=p) for m, p in keys}
 
-    monkeypatch.setattr(nbs, "MAJOR_FRACTION", 0.0)
-    block = run()
-    monkeypatch.setattr(nbs, "MAJOR_FRACTION", 2.0)
+    one = None
     threads = numba.get_num_threads()
     for tasks in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS), min(3, numba.config.NUMBA_NUM_THREADS)}):
-        numba.set_num_threads(tasks)
-        try:
-            major = run()
-        finally:
-            numba.set_num_threads(threads)
-        for key in keys:
-            np.testing.assert_array_equal(major[key], block[key], err_msg=f"{key}, {tasks} tasks")
+        for pfr in (nbs.PREFETCH_ROWS, 0):
+            monkeypatch.setattr(nbs, "PREFETCH_ROWS", pfr)
+            numba.set_num_threads(tasks)
+            try:
+                got = run()
+            finally:
+                numba.set_num_threads(threads)
+            if one is None:
+                one = got
+            for key in keys:
+                np.testing.assert_array_equal(got[key], one[key], err_msg=f"{key}, {tasks} tasks, prefetch {pfr}")
     for m in ("max", "min", "mean"):
-        ref = gpukit.project(vol, plane, mode=m, thickness_mm=7.0, backend="numpy", order="slice")
-        np.testing.assert_array_equal(block[(m, "exact")], ref)
+        ref = gpukit.project(vol, plane, mode=m, thickness_mm=thickness, backend="numpy", order="slice")
+        np.testing.assert_array_equal(one[(m, "exact")], ref)
         assert not np.all(ref == ref.flat[0])
 
 
 @needs_numba
-def test_slice_major_row_bounds_split_the_rays_evenly():
-    """The slice-major tasks' rows: every row once, in order, and about equal numbers of rays read per task."""
+def test_row_bounds_split_the_rays_evenly():
+    """The kernel's tasks' rows: every row once, in order, and about equal numbers of rays read per task."""
     import numba
 
     from gpukit.backends.numba.slices import _row_bounds

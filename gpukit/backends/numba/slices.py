@@ -1,24 +1,21 @@
 """Slice-order (shear-warp) projection as Numba CPU kernels: the rule of :mod:`gpukit.backends._slices`.
 
-Two traversals, same samples:
+Slice-major traversal (:func:`_slices_kernel`): each task (one per thread) owns a band of intermediate rows
+(about equal numbers of rays read) and streams every slice in memory order, visiting the slice's part of its
+band row by row, with a software prefetch (:mod:`._prefetch`) of the slice row ``PREFETCH_ROWS`` rows ahead: a
+thin slab reads one short run per row, which the hardware prefetchers do not follow (the prefetch halved the
+kernel time of the benchmark's 20 mm slab). Owning rows rather than slices leaves nothing to merge and
+combines every ray's samples in slice order, the reference's order. It replaced two earlier traversals (blocks
+of 8 rows each streaming the slices, for thick slabs; each task its own run of slices into its own
+accumulators, merged, for thin ones): on the 512^3 benchmark volume, 2 cores, the full oblique MIP went from
+44.8 to 34 ms and the 20 mm slab from 11.2 to 5.9 ms (with the two changes below), and on one core neither
+order was faster anywhere.
 
-* block order (:func:`_slices_kernel`, full projections and thick slabs): one task per block of ``ROWS``
-  intermediate rows; each block streams every slice in memory order, its accumulators (a few KB) staying in
-  L1;
-* slice-major order (:func:`_slices_major_kernel`, slabs whose rays cross under ``MAJOR_FRACTION`` of the
-  slices): each task owns a band of intermediate rows (about equal numbers of rays read) and streams every
-  slice in order, visiting the slice's part of its band row by row, with a software prefetch
-  (:mod:`._prefetch`) of the slice row ``PREFETCH_ROWS`` rows ahead: a thin slab reads one short run per row,
-  which the hardware prefetchers do not follow (the prefetch halved the kernel time of the benchmark's 20 mm
-  slab). Owning rows rather than slices leaves nothing to merge (per-task copies and their merge cost the
-  20 mm slab about 0.4 ms of 11) and keeps every ray's samples in slice order.
-
-Both traversals combine each ray's samples in slice order, the reference's order, so they give the same
-images bit for bit. The accumulators are indexed flat (row ``va`` at offset ``va * NB``): a row view per
-visited row cost two reference-count updates on an array every task shares, a quarter of the 20 mm slab's
-kernel time. For the same reason the kernels call :func:`_slice_rows` once per slice and task (block of rows
-or band), compiled without Numba's runtime: called per row, its argument arrays' reference counts and the call
-itself were a third of the 20 mm slab's kernel time (6.1 -> 3.9 ms with both cores).
+The accumulators are indexed flat (row ``va`` at offset ``va * NB``): a row view per visited row cost two
+reference-count updates on an array every task shares, a quarter of the 20 mm slab's kernel time. For the same
+reason the kernel calls :func:`_slice_rows` once per slice and task, compiled without Numba's runtime: called
+per row, its argument arrays' reference counts and the call itself were a third of the 20 mm slab's kernel
+time (6.1 -> 3.9 ms with both cores).
 
 For each row of a slice the run of rays with a sample is one interval (the inside and slab tests are linear
 in the ray's column), found by multiplication, and fixed up with the rule's own float64 test (:func:`_test`)
@@ -54,11 +51,8 @@ from .sampler import fast_applies
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
 
-#: slice-major order prefetches the slice row this many intermediate rows ahead (0: off)
+#: the slice row this many intermediate rows ahead is prefetched (0: off)
 PREFETCH_ROWS = 12
-
-#: intermediate rows per task: their accumulators (a few KB) stay in L1 while every slice streams past
-ROWS = 8
 
 
 @njit(inline="always", **_JIT)
@@ -223,34 +217,6 @@ def _interior(flat, base0, base1, sb, lo, hi, ibm, nbm1, fam, fbm, rows, s0r, o0
                     accrow, cntrow, ob, code, code == MODE_MEAN, one)
 
 
-@njit(inline="always", **_JIT)
-def _m_range(v0, v1, oa, n_p, na, ta, sA, sB, sM, s0, smax, ob, NB):
-    """Slices ``[m0, m1)`` that can hold a sample of intermediate rows ``v0 <= va < v1`` (a superset: the inside-a
-    and slab conditions over the block's rows and every column, widened by one slice each way)."""
-    lo = 0.0
-    hi = float(n_p - 1)
-    ua0 = float(v0 + oa)
-    ua1 = float(v1 - 1 + oa)
-    if ta != 0.0:
-        # -EPS <= ua + m * ta <= na - 1 + EPS for some ua of the block
-        t1 = (-EPS - ua1) / ta
-        t2 = (na - 1 + EPS - ua0) / ta
-        t3 = (-EPS - ua0) / ta
-        t4 = (na - 1 + EPS - ua1) / ta
-        lo = max(lo, math.floor(min(min(t1, t2), min(t3, t4))) - 1.0)
-        hi = min(hi, math.ceil(max(max(t1, t2), max(t3, t4))) + 1.0)
-    # -EPS <= sA * ua + sB * ub + sM * m + s0 <= smax + EPS for some ua, ub
-    q_lo = min(sA * ua0, sA * ua1) + min(sB * ob, sB * (ob + NB - 1)) + s0
-    q_hi = max(sA * ua0, sA * ua1) + max(sB * ob, sB * (ob + NB - 1)) + s0
-    t1 = (-EPS - q_hi) / sM
-    t2 = (smax + EPS - q_lo) / sM
-    lo = max(lo, math.floor(min(t1, t2)) - 1.0)
-    hi = min(hi, math.ceil(max(t1, t2)) + 1.0)
-    if not lo <= hi:
-        return 0, 0
-    return int(lo), int(hi) + 1
-
-
 # without Numba's runtime (it allocates nothing): a call would otherwise take and drop a reference to each of its
 # seven arrays, fourteen atomic updates per call on counters every task shares (called once per visited row,
 # they were a fifth of the 20 mm slab's kernel time; one call per slice and task now also keeps the slice's
@@ -329,49 +295,14 @@ def _slice_rows(flat, m, va0, va1, pfr, oa, ob, NB, na, nb, sp, sa, sb, mf, mtam
 
 @njit(parallel=True, **_JIT)
 def _slices_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, ta, mta, mtb, ia, ib, ra, rb, fa, fb, sA, sB, sM, s0,
-                   smax, code, linear, rows, raw, slopes, intercepts, fplo, fphi, acc, cnt):
-    """Steps 1-3 of the rule into ``acc``/``cnt`` (initialised by the caller; ``cnt`` counts for the mean only:
-    a max/min ray is empty while ``acc`` holds its initial infinity); ``fa``/``fb`` in ``acc``'s dtype.
-    ``raw``: combine unrescaled blends (uniform rescale, applied later); ``rows``: per-row rescale (p != z)."""
-    F = acc.dtype.type
-    NA, NB = acc.shape
-    accf = acc.reshape(-1)
-    cntf = cnt.reshape(-1)
-    nblk = (NA + ROWS - 1) // ROWS
-    one = F(1.0)
-    zero = F(0.0)
-    inv_sB = 1.0 / sB if sB != 0.0 else 0.0
-    count = code == MODE_MEAN
-    for blk in prange(nblk):
-        v0 = blk * ROWS
-        v1 = min(NA, v0 + ROWS)
-        m0, m1 = _m_range(v0, v1, oa, n_p, na, ta, sA, sB, sM, s0, smax, ob, NB)
-        for m in range(m0, m1):
-            mf = float(m)
-            mtam = mta[m]
-            mtbm = mtb[m]
-            fam = fa[m]
-            fbm = fb[m]
-            ibm = ib[m]
-            if raw or rows:
-                sc, of = one, zero
-            else:
-                kk = m if slopes.shape[0] > 1 else 0
-                sc, of = slopes[kk], intercepts[kk]
-            _slice_rows(flat, m, v0, v1, 0, oa, ob, NB, na, nb, sp, sa, sb, mf, mtam, mtbm, ia[m], ibm, ra[m], rb[m],
-                        fam, fbm, sA, sB, inv_sB, sM, s0, smax, code, linear, rows, sc, of, slopes, intercepts, accf,
-                        cntf, count, one, zero, fplo, fphi)
-
-
-@njit(parallel=True, **_JIT)
-def _slices_major_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, ta, mta, mtb, ia, ib, ra, rb, fa, fb, sA, sB, sM, s0,
-                         smax, code, linear, rows, raw, slopes, intercepts, fplo, fphi, pfr, bounds, init, acc, cnt):
-    """Steps 1-3 in slice-major order, for thin slabs: task ``t`` owns the intermediate rows
-    ``bounds[t] <= va < bounds[t + 1]`` (it sets their accumulators to ``init``; ``cnt`` comes zeroed) and streams
-    every slice in order, visiting the slice's band of its rows in order. Reads move forward through memory,
-    the accumulator band a slice touches is the one the previous slice touched, give or take a column or two,
-    and each ray is combined in slice order by one task, as in block order: no per-task copies to merge, and a
-    mean's sums in the reference's order."""
+                   smax, code, linear, rows, raw, slopes, intercepts, fplo, fphi, pfr, bounds, init, acc, cnt):
+    """Steps 1-3 of the rule into ``acc``/``cnt`` (``cnt`` comes zeroed and counts for the mean only: a max/min
+    ray is empty while ``acc`` holds its initial infinity ``init``); ``fa``/``fb`` in ``acc``'s dtype. ``raw``:
+    combine unrescaled blends (uniform rescale, applied later); ``rows``: per-row rescale (p != z).
+    Task ``t`` owns the intermediate rows ``bounds[t] <= va < bounds[t + 1]`` (it sets their accumulators to
+    ``init``) and streams every slice in order, visiting the slice's band of its rows in order: reads move
+    forward through memory, the accumulator band a slice touches is the one the previous slice touched, give
+    or take a column or two, and each ray is combined in slice order by one task."""
     NA, NB = acc.shape
     T = bounds.shape[0] - 1
     F = acc.dtype.type
@@ -417,14 +348,9 @@ def _slices_major_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, ta, mta, mtb, ia
                         of, slopes, intercepts, accf, cntf, count, one, zero, fplo, fphi)
 
 
-#: slice-major order (:func:`_slices_major_kernel`) for slabs whose rays cross fewer than this fraction of the
-#: slices; block order (:func:`_slices_kernel`) otherwise (both combine each ray's samples in slice order, as the
-#: reference does)
-MAJOR_FRACTION = 0.25
-
 
 def _row_bounds(fplo, fphi):
-    """Row bounds of the slice-major tasks, one per thread, with about equal numbers of rays read (the footprint:
+    """Row bounds of the kernel's tasks, one per thread, with about equal numbers of rays read (the footprint:
     the samples a row holds are about proportional to them)."""
     import numba
 
@@ -535,7 +461,7 @@ def project_slices(data, slopes, intercepts, A, b, grid, mode, interp, fill, out
     raw = bool(fast and uniform and rs != 0.0)
     ccode = combine_mirror(code) if raw and rs < 0 else code
     init = {MODE_MAX: -np.inf, MODE_MIN: np.inf, MODE_MEAN: 0.0}[ccode]
-    acc = np.empty((plan.NA, plan.NB), ftype)          # set by the kernels (block order: below)
+    acc = np.empty((plan.NA, plan.NB), ftype)          # set by the kernel
     # counts for the mean only (a max/min ray is empty while it holds its initial infinity)
     ccols = plan.NB if code == MODE_MEAN else 1
     cnt = np.zeros((plan.NA, ccols), np.int32)
@@ -549,12 +475,7 @@ def project_slices(data, slopes, intercepts, A, b, grid, mode, interp, fill, out
                 plan.ob, plan.ta, mta, mtb, ia, ib, ra, rb, fa.astype(ftype), fb.astype(ftype), plan.sA, plan.sB,
                 plan.sM, plan.s0, plan.smax, ccode, linear, bool(plan.row_rescale and not uniform), raw, sl, ic,
                 *footprint(plan, out.shape[0], out.shape[1]))
-        crossed = plan.smax / abs(plan.sM) + 1.0          # slices a ray crosses inside the slab
-        if crossed < MAJOR_FRACTION * plan.n_p:
-            _slices_major_kernel(*args, PREFETCH_ROWS, _row_bounds(args[-2], args[-1]), init, acc, cnt)
-        else:
-            acc.fill(init)
-            _slices_kernel(*args, acc, cnt)
+        _slices_kernel(*args, PREFETCH_ROWS, _row_bounds(args[-2], args[-1]), init, acc, cnt)
     _warp_kernel(acc, cnt, plan.wa[0], plan.wa[1], plan.wa[2], plan.wb[0], plan.wb[1], plan.wb[2],
                  code == MODE_MEAN, linear, raw, rs, ro, float(fill), out)
     return out
