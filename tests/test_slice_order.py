@@ -219,18 +219,26 @@ def test_bad_order_and_missing_capability():
 
 
 @needs_numba
-@pytest.mark.parametrize("angles", [(15.0, 20.0, 10.0), (80.0, 10.0, 0.0), (10.0, 85.0, 30.0)])
+@pytest.mark.parametrize("angles,shape", [((15.0, 20.0, 10.0), (40, 33, 37)), ((80.0, 10.0, 0.0), (40, 33, 37)),
+                                          ((10.0, 85.0, 30.0), (40, 33, 37)),
+                                          ((10.0, 85.0, 30.0), (14, 20, 75))])   # slice axis x: 3 blocks of slices
 @pytest.mark.parametrize("thickness", [7.0, None])
-def test_row_split_and_prefetch_change_no_value(angles, thickness, monkeypatch):
+def test_row_split_and_prefetch_change_no_value(angles, shape, thickness, monkeypatch):
     """The Numba kernel's tasks own bands of rows and combine each ray's samples in slice order: 1, 2 or 3 tasks,
     with and without the prefetch, give the same images bit for bit (means included), and the exact ones equal
-    the numpy reference."""
+    the numpy reference. Slice axis x (the array's fastest) is visited in blocks of 32 slices, row by row."""
     import numba
 
+    from gpukit.backends._slices import slice_plan
     from gpukit.backends.numba import slices as nbs
+    from gpukit.ops.sampling import _plane_grid, index_map
 
-    vol = _volume(4, (40, 33, 37), "per-slice")
+    vol = _volume(4, shape, "per-slice")
     plane = Plane.rotated(vol, angles, shape=(45, 41), spacing=0.8)
+    if shape[2] == 75:
+        aff, ns = _plane_grid(vol, plane, thickness, None)
+        plan = slice_plan(*index_map(vol.affine, aff), (ns, 45, 41), shape)
+        assert plan.stride_p == 1 and plan.n_p == 75
     keys = [(m, p) for m in ("max", "min", "mean") for p in ("exact", "fast")]
 
     def run():
