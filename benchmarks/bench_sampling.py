@@ -25,8 +25,8 @@ geometry (a plane through the centre rotated by (20, 30, 15) degrees,
 * rotating MIP about z (8 frames): gpukit's slice-order kernel (each frame's rays lie in planes of constant
   z, so the per-slice bilinear blends are computed once per slice and shared by the rows) against the same
   frames in ray order (identical values), with its accuracy against the exact path on 2 frames;
-* interleaved: the plane (gpukit numba fast, SimpleITK, VTK) and the 20 mm slab (both orders, VTK) timed
-  again in turn, each round calling every contender once (the first rotating), so that a burst of load from
+* interleaved: the plane (gpukit numba fast, SimpleITK, VTK) and the 20 mm slab (both orders, SimpleITK,
+  VTK) timed again in turn, each round calling every contender once (the first rotating), so that a burst of load from
   a noisy machine's neighbours slows every contender of the round, not one row; gpukit's rows carry
   ``speedup_vs_fastest_peer``;
 * axis-aligned (axial) MIP: gpukit (numba, numpy), plain ``data.max(axis=0)``,
@@ -335,8 +335,8 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
     if have["vtk"]:
         peers.append(("VTK vtkImageReslice linear", lambda: vr()[0]))
     if "numba" in backends and peers:
-        rows.extend(_interleaved(op, [("gpukit reslice numba fast", lambda: gpukit.reslice(vol, plane, backend="numba"))],
-                                 peers, 2 * prep))
+        ours = [("gpukit reslice numba fast", lambda: gpukit.reslice(vol, plane, backend="numba"))]
+        rows.extend(_interleaved(op, ours, peers, 2 * prep))
 
     # 2. Reslicer latency over random poses ------------------------------------------------------------------------
     op = f"Reslicer latency, oblique {n}x{n} ({n}^3 int16)"
@@ -445,14 +445,19 @@ def run(size: int = 512, repeats: int = 3) -> list[dict]:
         if have["SimpleITK"]:
             add(label, "SimpleITK Resample + MaximumProjection", lambda: _sitk_mip(sitk_img, grid, (ns, nr, nc), fill),
                 ref=ref)
+        peers = []
+        if have["SimpleITK"]:
+            peers.append(("SimpleITK Resample + MaximumProjection",
+                          lambda: _sitk_mip(sitk_img, grid, (ns, nr, nc), fill)))
         if have["vtk"]:
             vr = _vtk_reslice(vtk_img, plane, (1, nr, nc), 1.0, fill, slab=ns)
             add(label, "VTK vtkImageReslice slab max", lambda: vr()[0], ref=ref)
-            if thickness == SLAB_MM and "numba" in backends:
-                # both orders interleaved with VTK (the full MIP's ratios are far from its goal's edge either way)
-                rows.extend(_interleaved(label, [("gpukit project numba fast", lambda: proj("numba")),
-                                                 ("gpukit project numba fast, order='slice'", sw)],
-                                         [("VTK vtkImageReslice slab max", lambda: vr()[0])], max(10, 3 * repeats)))
+            peers.append(("VTK vtkImageReslice slab max", lambda: vr()[0]))
+        if thickness == SLAB_MM and "numba" in backends and peers:
+            # both orders interleaved with the peers (the full MIP's ratios are far from its goal's edge either way)
+            rows.extend(_interleaved(label, [("gpukit project numba fast", lambda: proj("numba")),
+                                             ("gpukit project numba fast, order='slice'", sw)], peers,
+                                     max(10, 3 * repeats)))
 
     # 5b. rotating MIP about z (frames along directions inside the slices) ----------------------------------------
     if "numba" in backends:
