@@ -126,6 +126,20 @@ def _run(uaf, mf, mta, mtb, na, nb, sA, sB, inv_sB, sM, s0, smax, ob, NB):
 
 
 @njit(inline="always", **_JIT)
+def _combine(acc, cnt, o, v, code, count):
+    """Combine sample ``v`` into accumulator ``acc[o]`` by ``code`` (``count``: and count it, for the mean)."""
+    a = acc[o]
+    if code == MODE_MAX:
+        acc[o] = v if v > a else a
+    elif code == MODE_MIN:
+        acc[o] = v if v < a else a
+    else:
+        acc[o] = a + v
+    if count:
+        cnt[o] += 1
+
+
+@njit(inline="always", **_JIT)
 def _linear_run(flat, base0, base1, sb, lo, hi, ibm, nbm1, clamp, fam, fbm, rows, s0r, o0r, s1r, o1r, sc, of,
                 accrow, cntrow, ob, code, count, one):
     """Samples ``lo <= ub < hi`` of one intermediate row: bilinear with the slice's weights ``fam``/``fbm``
@@ -157,16 +171,7 @@ def _linear_run(flat, base0, base1, sb, lo, hi, ibm, nbm1, clamp, fam, fbm, rows
                 v = h0 + (h1 - h0) * fam
             else:
                 v = (h0 + (h1 - h0) * fam) * sc + of
-            o = uo + t
-            a = accrow[o]
-            if code == MODE_MAX:
-                accrow[o] = v if v > a else a
-            elif code == MODE_MIN:
-                accrow[o] = v if v < a else a
-            else:
-                accrow[o] = a + v
-            if count:
-                cntrow[o] += 1
+            _combine(accrow, cntrow, uo + t, v, code, count)
         return
     for ub in range(lo, hi):
         j0 = min(max(ub + ibm, 0), nbm1)
@@ -181,16 +186,7 @@ def _linear_run(flat, base0, base1, sb, lo, hi, ibm, nbm1, clamp, fam, fbm, rows
             v = h0 + (h1 - h0) * fam
         else:
             v = (h0 + (h1 - h0) * fam) * sc + of
-        o = ub - ob
-        a = accrow[o]
-        if code == MODE_MAX:
-            accrow[o] = v if v > a else a
-        elif code == MODE_MIN:
-            accrow[o] = v if v < a else a
-        else:
-            accrow[o] = a + v
-        if count:
-            cntrow[o] += 1
+        _combine(accrow, cntrow, ub - ob, v, code, count)
 
 
 @njit(inline="always", **_JIT)
@@ -270,16 +266,7 @@ def _slice_rows(flat, m, va0, va1, pfr, oa, ob, NB, na, nb, sp, sa, sb, mf, mtam
             rowb = base + rr * sa
             for ub in range(lo, hi):
                 j = min(max(ub + rbm, 0), nb - 1)
-                v = (flat[rowb + j * sb] * one) * sc + of
-                o = ub - obr
-                a = acc[o]
-                if code == MODE_MAX:
-                    acc[o] = v if v > a else a
-                elif code == MODE_MIN:
-                    acc[o] = v if v < a else a
-                else:
-                    acc[o] = a + v
-                    cnt[o] += 1
+                _combine(acc, cnt, ub - obr, (flat[rowb + j * sb] * one) * sc + of, code, count)
             continue
         r0 = min(max(ua + iam, 0), na - 1)
         r1 = min(max(ua + iam + 1, 0), na - 1)
@@ -332,7 +319,7 @@ def _slice_scale(m, raw, rows, slopes, intercepts, one, zero):
 
 
 @njit(parallel=True, **_JIT)
-def _slices_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, ta, mta, mtb, ia, ib, ra, rb, fa, fb, sA, sB, sM, s0,
+def _slices_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, mta, mtb, ia, ib, ra, rb, fa, fb, sA, sB, sM, s0,
                    smax, code, linear, rows, raw, slopes, intercepts, fplo, fphi, pfr, sblk, bounds, init, acc, cnt):
     """Steps 1-3 of the rule into ``acc``/``cnt`` (``cnt`` comes zeroed and counts for the mean only: a max/min
     ray is empty while ``acc`` holds its initial infinity ``init``); ``fa``/``fb`` in ``acc``'s dtype. ``raw``:
@@ -586,7 +573,7 @@ def project_slices(data, slopes, intercepts, A, b, grid, mode, interp, fill, out
     if plan.NA and plan.NB:
         data = np.ascontiguousarray(data)
         args = (data.reshape(-1), plan.n_p, plan.na, plan.nb, plan.stride_p, plan.stride_a, plan.stride_b, plan.oa,
-                plan.ob, plan.ta, mta, mtb, ia, ib, ra, rb, fa.astype(ftype), fb.astype(ftype), plan.sA, plan.sB,
+                plan.ob, mta, mtb, ia, ib, ra, rb, fa.astype(ftype), fb.astype(ftype), plan.sA, plan.sB,
                 plan.sM, plan.s0, plan.smax, ccode, linear, bool(plan.row_rescale and not uniform), raw, sl, ic,
                 *footprint(plan, out.shape[0], out.shape[1]))
         # slices per block: those sharing a cache line when the slice axis is the array's fastest, else 1
