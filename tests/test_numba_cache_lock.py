@@ -120,3 +120,71 @@ def test_the_race_is_real_without_the_lock(tmp_path):
     r = _race(tmp_path, lock=False, wait=60.0)
     assert r.returncode != 0 or eval(r.stdout.strip().splitlines()[-1])[:2] != (6, 5.0), \
         "the unlocked race left a correct cache: the reproduction no longer reproduces"
+
+
+# Process A compiles f(int64) and, before saving it, marks that it is compiling and waits a while; process B
+# asks for the same signature meanwhile. With the compile lock B waits for A and loads A's result from the cache.
+SLOW_SAVER = """
+import os, sys, time
+from numba.core import caching
+
+SYNC = os.environ["SYNC"]
+_save = caching.IndexDataCacheFile.save
+
+
+def save(self, key, data):
+    open(os.path.join(SYNC, "A_compiled"), "w").close()
+    time.sleep(float(os.environ["HOLD"]))
+    return _save(self, key, data)
+
+
+caching.IndexDataCacheFile.save = save
+import racemod
+print(racemod.f(3))
+"""
+
+LATE = """
+import os, time
+SYNC = os.environ["SYNC"]
+end = time.time() + 120
+while not os.path.exists(os.path.join(SYNC, "A_compiled")) and time.time() < end:
+    time.sleep(0.01)
+import racemod
+v = racemod.f(3)
+print(repr((v, sorted(str(s[0]) for s in racemod.f.stats.cache_hits),
+            sorted(str(s[0]) for s in racemod.f.stats.cache_misses))))
+"""
+
+
+def _same_signature(tmp_path, lock: bool):
+    (tmp_path / "racemod.py").write_text(MODULE)
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), SYNC=str(sync), HOLD="3",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]), GPUKIT_NUMBA_CACHE_LOCK="1" if lock else "0")
+    a = subprocess.Popen([sys.executable, "-c", SLOW_SAVER], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    b = subprocess.run([sys.executable, "-c", LATE], env=env, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    out_a, err_a = a.communicate(timeout=300)
+    assert a.returncode == 0, err_a[-2000:]
+    assert b.returncode == 0, b.stderr[-2000:]
+    assert out_a.strip() == "6"
+    return eval(b.stdout.strip().splitlines()[-1])
+
+
+def test_a_signature_another_process_is_compiling_is_loaded_not_compiled_again(tmp_path):
+    if sys.platform == "win32":
+        pytest.skip("the lock is flock (POSIX)")
+    value, hits, misses = _same_signature(tmp_path, lock=True)
+    assert value == 6
+    assert hits == ["int64"] and misses == []       # B waited for A's compile and loaded it from the cache
+
+
+def test_without_the_compile_lock_both_processes_compile(tmp_path):
+    """The check above must be able to fail: without the lock the late process compiles the signature itself."""
+    if sys.platform == "win32":
+        pytest.skip("the lock is flock (POSIX)")
+    value, hits, misses = _same_signature(tmp_path, lock=False)
+    assert value == 6
+    assert misses == ["int64"] and hits == []

@@ -11,7 +11,9 @@ file is written and load a stale file of that number.
 :func:`locked` wraps a Numba cache class so that saving holds an exclusive ``flock`` on a lock file beside the
 function's index (``<func>.nbi.lock``) and loading holds a shared one: saves of one function are serial, and a
 load never sees half a save. Functions lock separately; a process holds at most one such lock at a time (no
-lock order to get wrong). Where ``fcntl`` is missing (Windows) or the cache folder cannot hold the lock file,
+lock order to get wrong). :func:`compiling` is a second lock, per function and signature, held while a
+process compiles that signature, so that two processes never compile the same one side by side (the second
+waits and loads the first one's result; nested compiles follow the call graph, which has no cycles). Where ``fcntl`` is missing (Windows) or the cache folder cannot hold the lock file,
 Numba's behaviour is unchanged. ``GPUKIT_NUMBA_CACHE_LOCK=0`` turns the lock off (the tests show the race
 with it off).
 """
@@ -19,6 +21,7 @@ with it off).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 
 try:
@@ -31,11 +34,11 @@ ENABLED = os.environ.get("GPUKIT_NUMBA_CACHE_LOCK", "1") != "0"
 
 
 @contextlib.contextmanager
-def _flock(index_path: str, exclusive: bool, create: bool = True):
+def _flock(index_path: str, exclusive: bool, create: bool = True, suffix: str = ".lock"):
     if fcntl is None:
         yield
         return
-    path = index_path + ".lock"
+    path = index_path + suffix
     try:
         fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o666)
     except OSError:         # no folder yet (nothing cached to load), or a read-only one: nothing to guard
@@ -46,6 +49,16 @@ def _flock(index_path: str, exclusive: bool, create: bool = True):
         yield
     finally:
         os.close(fd)        # closing releases the lock
+
+
+def compiling(index_path: str, key: str):
+    """An exclusive lock held while this process compiles one signature (``key``) of the function whose cache
+    index is ``index_path``: a second process that needs the same signature waits, then finds it in the cache
+    and loads it instead of compiling it again (two test processes or two batch workers on a fresh install
+    otherwise compile the same 1-2 minute kernels side by side). Other signatures of the function, and other
+    functions, lock separately, so different compiles still run in parallel."""
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    return _flock(index_path, exclusive=True, create=True, suffix=f".{digest}.compile.lock")
 
 
 def locked(cache_cls):
@@ -71,4 +84,4 @@ def locked(cache_cls):
     return Locked
 
 
-__all__ = ["locked"]
+__all__ = ["locked", "compiling"]

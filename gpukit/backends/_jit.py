@@ -42,7 +42,10 @@ except ImportError:  # numba absent: the backend reports itself unavailable; the
 else:
     from numba.core.caching import FunctionCache
 
-    from ._cachelock import locked
+    from numba.core import sigutils
+    from numba.core.compiler_lock import global_compiler_lock
+
+    from ._cachelock import ENABLED as _LOCKS, compiling, locked
 
     _Cache = locked(FunctionCache)
     LIGHT_CACHE = False
@@ -93,9 +96,35 @@ else:
         def __getattr__(self, name):
             return getattr(self._get(), name)
 
+    def _lock_compiles(disp) -> None:
+        """Compile each new signature of ``disp`` under :func:`._cachelock.compiling`: a process that finds
+        another one compiling the same signature waits for it, and Numba's compile then loads the saved result
+        from the disk cache instead of compiling it again.
+
+        The file lock is taken inside Numba's own (in-process, re-entrant) compiler lock, so two threads of one
+        process never wait on each other's file lock while holding Numba's."""
+        orig = disp.compile
+
+        def compile(sig):
+            with global_compiler_lock:
+                args, _ = sigutils.normalize_signature(sig)
+                if tuple(args) in disp.overloads:
+                    return orig(sig)
+                try:
+                    cache = disp._cache
+                    cache._impl.locator.ensure_cache_path()
+                    index = cache._cache_file._index_path
+                except (AttributeError, OSError):      # no usable cache folder: nothing to share, compile
+                    return orig(sig)
+                with compiling(index, str(tuple(args))):
+                    return orig(sig)
+
+        disp.compile = compile
+
     def njit(*args, **kwargs):
         """``numba.njit``; ``cache=True`` caches on disk under a per-function lock (:mod:`._cachelock`), loading
-        through :class:`_LightCache` (a cache made on first use, :class:`_LazyCache`)."""
+        through :class:`_LightCache` (a cache made on first use, :class:`_LazyCache`), and a process compiles a
+        signature only when no other process is compiling it (:func:`_lock_compiles`)."""
         if args and not callable(args[0]):          # explicit signatures: Numba's own
             return _njit(*args, **kwargs)
         cache = bool(kwargs.pop("cache", False))
@@ -105,6 +134,8 @@ else:
             if cache:
                 # what Dispatcher.enable_caching does, with the lock
                 disp._cache = _LazyCache(disp.py_func) if LIGHT_CACHE else _Cache(disp.py_func)
+                if _LOCKS:
+                    _lock_compiles(disp)
             return disp
 
         return apply(args[0]) if args else apply
