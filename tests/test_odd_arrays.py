@@ -44,3 +44,31 @@ def test_odd_arrays_give_the_reference_result(kind, backend):
     for n, (got, want) in enumerate(pairs):
         got = host(got)
         assert got.dtype == want.dtype and np.array_equal(got, want), n
+
+
+def test_read_only_input_takes_the_ordinary_numba_kernels():
+    """A read-only array (np.load with mmap_mode="r", np.frombuffer of bytes) gives the same images as a writeable
+    one, stays read-only and unchanged, and compiles no read-only specialisation of a kernel (Numba types read-only
+    arrays separately: a minute or more of compiling per sampler kernel and stored type)."""
+    pytest.importorskip("numba")
+    from numba.core import types
+
+    from gpukit.backends.numba import sampler
+
+    a = _stored()
+    ro = a.copy()
+    ro.flags.writeable = False
+    vol, ref = Volume(ro, AFF, META), Volume(a.copy(), AFF, META)
+    plane = Plane.rotated(ref, (10, 20, 30), shape=(12, 9))
+    calls = [lambda v: gpukit.reslice(v, plane, backend="numba"),
+             lambda v: gpukit.reslice(v, plane, backend="numba", precision="exact"),
+             lambda v: gpukit.project(v, plane, thickness_mm=4.0, backend="numba", order="ray"),
+             lambda v: gpukit.project(v, plane, mode="mean", thickness_mm=4.0, backend="numba", order="ray")]
+    for n, f in enumerate(calls):
+        assert np.array_equal(f(vol), f(ref)), n
+    assert np.array_equal(gpukit.reslice(vol, plane, backend="numba", precision="exact"),
+                          gpukit.reslice(ref, plane, backend="numpy"))
+    assert not ro.flags.writeable and np.array_equal(ro, a)
+    for disp in (sampler._resample_fast_kernel, sampler._resample_kernel, sampler._project_fast_kernel):
+        assert disp.signatures, disp
+        assert not [t for sig in disp.signatures for t in sig if isinstance(t, types.Array) and not t.mutable], disp

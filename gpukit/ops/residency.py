@@ -54,7 +54,8 @@ def _host_data(volume, be) -> "np.ndarray":
         data = be.xp.ascontiguousarray(data)
     if data.dtype.kind not in "iuf" or data.dtype.itemsize > 8:
         raise ParameterTypeError(f"volume data must be integer or float, got {data.dtype}; convert it with astype() first")
-    return data
+    kernel_input = getattr(be, "kernel_input", None)
+    return kernel_input(data) if kernel_input is not None else data
 
 
 def _uploaded(volume, be):

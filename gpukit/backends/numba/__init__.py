@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
+import numpy as np
+
 from .. import codes
 from ..contract import HostBackend
 
@@ -39,6 +41,17 @@ class _Kernels:
         raise AttributeError(f"no kernel {name!r} in {', '.join(f'{__name__}.{m}' for m in self.ORDER)}")
 
 
+class _ReadOnlyInput:
+    """An ``__array_interface__`` over a read-only array's memory, not marked read-only (see
+    :meth:`NumbaBackend.kernel_input`); holds the array so its memory outlives the view."""
+
+    __slots__ = ("__array_interface__", "array")
+
+    def __init__(self, face, array):
+        self.__array_interface__ = face
+        self.array = array
+
+
 class NumbaBackend(HostBackend):
     name = "numba"
     dependencies = ("numba>=0.59",)
@@ -58,6 +71,20 @@ class NumbaBackend(HostBackend):
         if self._kernels is None:
             self._kernels = _Kernels()
         return self._kernels
+
+    def kernel_input(self, data):
+        """``data`` as the kernels take it: a read-only array (``np.load(..., mmap_mode="r")``, ``np.frombuffer``
+        of bytes, an input locked against writes) is passed as a view that Numba types as an ordinary array.
+
+        Numba compiles every kernel separately for read-only arrays (a minute or more for each sampler kernel
+        and stored type), and the kernels only read their input: nothing writes through the view, which keeps
+        ``data`` alive and leaves its flags as they were.
+        """
+        if not isinstance(data, np.ndarray) or data.flags.writeable:
+            return data
+        face = dict(data.__array_interface__)
+        face["data"] = (face["data"][0], False)
+        return np.asarray(_ReadOnlyInput(face, data))
 
     @property
     def capabilities(self) -> frozenset:
