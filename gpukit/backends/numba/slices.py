@@ -374,7 +374,8 @@ def _slices_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, mta, mtb, ia, ib, ra, 
                 for m in range(mb, me):
                     if rlo[m - mb] <= ua <= rhi[m - mb]:
                         sc, of = _slice_scale(m, raw, rows, slopes, intercepts, one, zero)
-                        _slice_rows(flat, m, ua - oa, ua + 1 - oa, 0, oa, ob, NB, na, nb, sp, sa, sb, float(m),
+                        # pfr * 0, not 0: a literal argument would compile a second _slice_rows per signature
+                        _slice_rows(flat, m, ua - oa, ua + 1 - oa, pfr * 0, oa, ob, NB, na, nb, sp, sa, sb, float(m),
                                     mta[m], mtb[m], ia[m], ib[m], ra[m], rb[m], fa[m], fb[m], sA, sB, inv_sB, sM,
                                     s0, smax, code, linear, rows, sc, of, slopes, intercepts, accf, cntf, count, one,
                                     zero, fplo, fphi)
