@@ -13,8 +13,9 @@ function's index (``<func>.nbi.lock``) and loading holds a shared one: saves of 
 load never sees half a save. Functions lock separately; a process holds at most one such lock at a time (no
 lock order to get wrong). :func:`compiling` is a second lock, per function and signature, held while a
 process compiles that signature, so that two processes never compile the same one side by side (the second
-waits and loads the first one's result; nested compiles follow the call graph, which has no cycles). Where ``fcntl`` is missing (Windows) or the cache folder cannot hold the lock file,
-Numba's behaviour is unchanged. ``GPUKIT_NUMBA_CACHE_LOCK=0`` turns the lock off (the tests show the race
+waits and loads the first one's result; nested compiles follow the call graph, which has no cycles). Where
+``fcntl`` is missing (Windows) or the cache folder cannot hold the lock file, Numba's behaviour is unchanged.
+``GPUKIT_NUMBA_CACHE_LOCK=0`` turns the lock off (the tests show the race
 with it off).
 """
 
