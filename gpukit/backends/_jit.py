@@ -18,9 +18,18 @@ Two changes make a fresh process's first call cheaper (issue 11: first calls und
   kernel needs only Numba's runtime (NRT). A cache miss compiles as before, and Numba's compiler refreshes
   the context itself then;
 * each function's cache object is made when the function is first compiled or loaded (:class:`_LazyCache`),
-  not for all 72 kernels and helpers when their modules are imported.
+  not for every kernel and helper when their modules are imported.
 
 ``GPUKIT_NUMBA_LIGHT_CACHE=0`` turns both off (Numba's own loading, still under the lock).
+
+Parallel kernels. The large ``parallel=True`` kernels are a ``prange`` loop that calls one plain ``njit`` task
+function per iteration (``_resample_fast_kernel`` -> ``_resample_fast_task`` and so on): the task holds the loop's
+body and the set-up it needs. Numba's parallel passes (parfor conversion, array analysis, the gufunc's lowering)
+then see one call, not a body of hundreds of lines of inlined helpers: the 3-D fast projection kernel compiled in
+28.8 s instead of 72.7 s, the fast resample kernel in 14.0 s instead of 42.8 s (int16, one process, AMD EPYC).
+The task is a call per iteration (a run of tiles, or a row of rays), compiled from the same loop: no difference
+was measurable in the benchmark's plane, resample, slab and full MIP timings. The index is passed as
+``np.int64`` so the task compiles once (a ``prange`` index is typed int64 before the parfor pass, uint64 after).
 """
 
 from __future__ import annotations

@@ -173,6 +173,13 @@ def _project_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, f
     inner loop needs no test; the samples it visits are exactly those the
     per-sample test accepts.
     """
+    for r in prange(out.shape[0]):
+        _project_row(np.int64(r), data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, out, wnd)
+
+
+@njit(**_JIT)
+def _project_row(r, data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, out, wnd):
+    """Task ``r`` of :func:`_project_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     nz, ny, nx = data.shape
     flat = data.ravel()
     nr, nc = out.shape
@@ -182,15 +189,14 @@ def _project_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, linear, f
     a00, a01, a02, b0 = A[0, 0], A[0, 1], A[0, 2], b[0]
     a10, a11, a12, b1 = A[1, 0], A[1, 1], A[1, 2], b[1]
     a20, a21, a22, b2 = A[2, 0], A[2, 1], A[2, 2], b[2]
-    for r in prange(nr):
-        for c in range(nc):
-            # x(s) = ((a00*c + a01*r) + a02*s) + b0, exactly the reference's left-to-right sum
-            bx = a00 * c + a01 * r
-            by = a10 * c + a11 * r
-            bz = a20 * c + a21 * r
-            v = _ray_combine(flat, nx, ny, nz, slopes, intercepts, uniform, linear, bx, by, bz, a02, a12, a22, b0, b1,
-                             b2, ns, mode, fill, xl, yl, zl, eps)
-            out[r, c] = _out_value(v, wnd)
+    for c in range(nc):
+        # x(s) = ((a00*c + a01*r) + a02*s) + b0, exactly the reference's left-to-right sum
+        bx = a00 * c + a01 * r
+        by = a10 * c + a11 * r
+        bz = a20 * c + a21 * r
+        v = _ray_combine(flat, nx, ny, nz, slopes, intercepts, uniform, linear, bx, by, bz, a02, a12, a22, b0, b1,
+                         b2, ns, mode, fill, xl, yl, zl, eps)
+        out[r, c] = _out_value(v, wnd)
 
 
 #: brick edge (voxels, a power of two) of the empty-space skipping grid used by max/min projections
@@ -213,6 +219,14 @@ def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
     ``bext`` and is never skipped). The result equals the unskipped march
     (``_project_kernel``) up to float64 rounding.
     """
+    for r in prange(out.shape[0]):
+        _project_bricks_row(np.int64(r), data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, bext,
+                            out, wnd)
+
+
+@njit(**_JIT)
+def _project_bricks_row(r, data, slopes, intercepts, uniform, A, b, ns, mode, linear, fill, eps, bext, out, wnd):
+    """Task ``r`` of :func:`_project_bricks_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     nz, ny, nx = data.shape
     flat = data.ravel()
     nr, nc = out.shape
@@ -224,46 +238,45 @@ def _project_bricks_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
     a20, a21, a22, b2 = A[2, 0], A[2, 1], A[2, 2], b[2]
     sh = BRICK_SHIFT
     bw = float(1 << sh)
-    for r in prange(nr):
-        for c in range(nc):
-            bx = a00 * c + a01 * r
-            by = a10 * c + a11 * r
-            bz = a20 * c + a21 * r
-            lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
-            acc = combine_init(mode)
-            s = lo
-            while s <= hi:
-                x = _clamp(bx + a02 * s + b0, nx - 1.0)
-                y = _clamp(by + a12 * s + b1, ny - 1.0)
-                z = _clamp(bz + a22 * s + b2, nz - 1.0)
-                bi = int(x) >> sh
-                bj = int(y) >> sh
-                bk = int(z) >> sh
-                if combine_skips(bext[bk, bj, bi], acc, mode):
-                    room = np.inf
-                    if a02 > 0.0:
-                        room = min(room, ((bi + 1) * bw - x) / a02)
-                    elif a02 < 0.0:
-                        room = min(room, (x - bi * bw) / -a02)
-                    if a12 > 0.0:
-                        room = min(room, ((bj + 1) * bw - y) / a12)
-                    elif a12 < 0.0:
-                        room = min(room, (y - bj * bw) / -a12)
-                    if a22 > 0.0:
-                        room = min(room, ((bk + 1) * bw - z) / a22)
-                    elif a22 < 0.0:
-                        room = min(room, (z - bk * bw) / -a22)
-                    if room > hi - s + 1.0:
-                        break
-                    s += 1 + max(0, int(room - 1e-6))
-                    continue
-                if linear:
-                    v = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-                else:
-                    v = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
-                acc = combine_step(acc, v, mode)
-                s += 1
-            out[r, c] = _out_value(combine_finish(acc, hi - lo + 1, mode, fill), wnd)
+    for c in range(nc):
+        bx = a00 * c + a01 * r
+        by = a10 * c + a11 * r
+        bz = a20 * c + a21 * r
+        lo, hi = _ray_range(bx, by, bz, a02, a12, a22, b0, b1, b2, ns, xl, yl, zl, eps)
+        acc = combine_init(mode)
+        s = lo
+        while s <= hi:
+            x = _clamp(bx + a02 * s + b0, nx - 1.0)
+            y = _clamp(by + a12 * s + b1, ny - 1.0)
+            z = _clamp(bz + a22 * s + b2, nz - 1.0)
+            bi = int(x) >> sh
+            bj = int(y) >> sh
+            bk = int(z) >> sh
+            if combine_skips(bext[bk, bj, bi], acc, mode):
+                room = np.inf
+                if a02 > 0.0:
+                    room = min(room, ((bi + 1) * bw - x) / a02)
+                elif a02 < 0.0:
+                    room = min(room, (x - bi * bw) / -a02)
+                if a12 > 0.0:
+                    room = min(room, ((bj + 1) * bw - y) / a12)
+                elif a12 < 0.0:
+                    room = min(room, (y - bj * bw) / -a12)
+                if a22 > 0.0:
+                    room = min(room, ((bk + 1) * bw - z) / a22)
+                elif a22 < 0.0:
+                    room = min(room, (z - bk * bw) / -a22)
+                if room > hi - s + 1.0:
+                    break
+                s += 1 + max(0, int(room - 1e-6))
+                continue
+            if linear:
+                v = _linear(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+            else:
+                v = _nearest(flat, nx, ny, nz, slopes, intercepts, uniform, x, y, z)
+            acc = combine_step(acc, v, mode)
+            s += 1
+        out[r, c] = _out_value(combine_finish(acc, hi - lo + 1, mode, fill), wnd)
 
 
 @njit(parallel=True, **_JIT)
@@ -719,6 +732,15 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
     > 0: each row prefetches the row ``pfr`` rows below it, else ``pfs`` > 0: the row ``pfs`` output slices
     further (:func:`_prefetch_row`); same values.
     """
+    for w in prange(nchunks):
+        _resample_fast_task(np.int64(w), flat, nz, ny, nx, bricked, js, ks, slopes, intercepts, uniform, A, b, linear,
+                            fill, eps, nchunks, pairs, pm, TS, TR, TC, pfr, pfs, out, wnd)
+
+
+@njit(**_JIT)
+def _resample_fast_task(w, flat, nz, ny, nx, bricked, js, ks, slopes, intercepts, uniform, A, b, linear, fill, eps,
+                        nchunks, pairs, pm, TS, TR, TC, pfr, pfs, out, wnd):
+    """Task ``w`` of :func:`_resample_fast_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     ns, nr, nc = out.shape
     xl = nx - 1.0 + eps
     yl = ny - 1.0 + eps
@@ -748,62 +770,61 @@ def _resample_fast_kernel(flat, nz, ny, nx, bricked, js, ks, slopes, intercepts,
     plain = uniform and not wnd[0]
     pfr = pfr if not bricked else 0
     pfs = pfs if not bricked else 0
-    for w in prange(nchunks):
-        W = np.zeros((4, TC), np.int32)
-        P0 = np.zeros(TC, np.float32)
-        P1 = np.zeros(TC, np.float32)
-        off = np.zeros(TC, np.int64)
-        odi = np.full(TC, 1 if nx > 1 else 0, np.int64)
-        odj = np.full(TC, nx if ny > 1 else 0, np.int64)
-        odk = np.full(TC, nx * ny if nz > 1 else 0, np.int64)
-        kk = np.zeros(TC, np.int64)
-        bb = np.zeros(TC, np.int64)
-        wx = np.zeros(TC, np.float32)
-        wy = np.zeros(TC, np.float32)
-        wz = np.zeros(TC, np.float32)
-        for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
-            ts = q // (ntr * ntc)
-            rem = q - ts * (ntr * ntc)
-            tr = rem // ntc
-            tc = rem - tr * ntc
-            c0 = tc * TC
-            c1 = min(nc, c0 + TC)
-            for s in range(ts * TS, min(ns, ts * TS + TS)):
-                qs0 = a02 * s
-                qs1 = a12 * s
-                qs2 = a22 * s
-                for r in range(tr * TR, min(nr, tr * TR + TR)):
-                    pr0 = a01 * r
-                    pr1 = a11 * r
-                    pr2 = a21 * r
-                    lo, hi = _row_range(a00, a10, a20, i00, i10, i20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, c0,
-                                        c1, xl, yl, zl, eps)
-                    if hi < lo:
-                        lo = c1
-                        hi = c1 - 1
-                    for c in range(c0, lo):
-                        out[s, r, c] = fv
-                    for c in range(hi + 1, c1):
-                        out[s, r, c] = fv
-                    if hi < lo:
-                        continue
-                    if bricked:
-                        _fast_coords_bricked(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
-                                             nx, ny, nz, js, ks, linear, off, odi, odj, odk, kk, wx, wy, wz)
-                    elif linear:
-                        _fast_coords_linear(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
-                                            nx, ny, nz, off, kk, wx, wy, wz, bb, nby8, nbx8, False)
-                    else:
-                        _fast_coords_nearest(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
-                                             nx, ny, nz, off, kk, bb, nby8, nbx8)
-                    if (pfr > 0 and r + pfr < nr) or (pfr <= 0 and pfs > 0 and s + pfs < ns):
-                        _prefetch_row(flat, hi - lo + 1, off, pdelta, dj, dk, phi)
-                    if pairs:
-                        _pair_row_none(flat, hi - lo + 1, off, dj, dk, kk, wx, wy, wz, g1, pm, W, P0, P1, slopes,
-                                       intercepts, uniform, plain, out, s, r, lo, wnd)
-                    else:
-                        _fast_row_none(flat, hi - lo + 1, linear, off, odi, odj, odk, kk, wx, wy, wz, g1, slopes,
-                                       intercepts, uniform, out, s, r, lo, wnd)
+    W = np.zeros((4, TC), np.int32)
+    P0 = np.zeros(TC, np.float32)
+    P1 = np.zeros(TC, np.float32)
+    off = np.zeros(TC, np.int64)
+    odi = np.full(TC, 1 if nx > 1 else 0, np.int64)
+    odj = np.full(TC, nx if ny > 1 else 0, np.int64)
+    odk = np.full(TC, nx * ny if nz > 1 else 0, np.int64)
+    kk = np.zeros(TC, np.int64)
+    bb = np.zeros(TC, np.int64)
+    wx = np.zeros(TC, np.float32)
+    wy = np.zeros(TC, np.float32)
+    wz = np.zeros(TC, np.float32)
+    for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
+        ts = q // (ntr * ntc)
+        rem = q - ts * (ntr * ntc)
+        tr = rem // ntc
+        tc = rem - tr * ntc
+        c0 = tc * TC
+        c1 = min(nc, c0 + TC)
+        for s in range(ts * TS, min(ns, ts * TS + TS)):
+            qs0 = a02 * s
+            qs1 = a12 * s
+            qs2 = a22 * s
+            for r in range(tr * TR, min(nr, tr * TR + TR)):
+                pr0 = a01 * r
+                pr1 = a11 * r
+                pr2 = a21 * r
+                lo, hi = _row_range(a00, a10, a20, i00, i10, i20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, c0,
+                                    c1, xl, yl, zl, eps)
+                if hi < lo:
+                    lo = c1
+                    hi = c1 - 1
+                for c in range(c0, lo):
+                    out[s, r, c] = fv
+                for c in range(hi + 1, c1):
+                    out[s, r, c] = fv
+                if hi < lo:
+                    continue
+                if bricked:
+                    _fast_coords_bricked(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
+                                         nx, ny, nz, js, ks, linear, off, odi, odj, odk, kk, wx, wy, wz)
+                elif linear:
+                    _fast_coords_linear(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
+                                        nx, ny, nz, off, kk, wx, wy, wz, bb, nby8, nbx8, False)
+                else:
+                    _fast_coords_nearest(lo, hi, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
+                                         nx, ny, nz, off, kk, bb, nby8, nbx8)
+                if (pfr > 0 and r + pfr < nr) or (pfr <= 0 and pfs > 0 and s + pfs < ns):
+                    _prefetch_row(flat, hi - lo + 1, off, pdelta, dj, dk, phi)
+                if pairs:
+                    _pair_row_none(flat, hi - lo + 1, off, dj, dk, kk, wx, wy, wz, g1, pm, W, P0, P1, slopes,
+                                   intercepts, uniform, plain, out, s, r, lo, wnd)
+                else:
+                    _fast_row_none(flat, hi - lo + 1, linear, off, odi, odj, odk, kk, wx, wy, wz, g1, slopes,
+                                   intercepts, uniform, out, s, r, lo, wnd)
 
 
 @njit(inline="always", **_JIT)
@@ -943,6 +964,15 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
     reference's) gives the reference's result bit for bit in every mode. ``pairs`` (trilinear, ``raw``,
     :func:`._pairs.pairs_apply`; ``pm`` its sign mask): stage 2 is :func:`_pair_row_combine`, same values.
     """
+    for w in prange(nchunks):
+        _project_fast_task(np.int64(w), data, slopes, intercepts, uniform, A, b, ns, mode, linear, raw, s0, t0, fill,
+                           eps, skip, bext, pre, nchunks, pairs, pm, groups, out, wnd)
+
+
+@njit(**_JIT)
+def _project_fast_task(w, data, slopes, intercepts, uniform, A, b, ns, mode, linear, raw, s0, t0, fill, eps, skip,
+                       bext, pre, nchunks, pairs, pm, groups, out, wnd):
+    """Task ``w`` of :func:`_project_fast_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     nz, ny, nx = data.shape
     flat = data.ravel()
     nr, nc = out.shape
@@ -976,136 +1006,135 @@ def _project_fast_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, line
     nym2 = max(ny - 2, 0)
     nzm2 = max(nz - 2, 0)
     ext = 0 if linear else 1
-    for w in prange(nchunks):
-        off = np.zeros(TC, np.int64)
-        kk = np.zeros(TC, np.int64)
-        bb = np.zeros(TC, np.int64)
-        wx = np.zeros(TC, np.float32)
-        wy = np.zeros(TC, np.float32)
-        wz = np.zeros(TC, np.float32)
-        W = np.zeros((4, TC), np.int32)
-        P0 = np.zeros(TC, np.float32)
-        P1 = np.zeros(TC, np.float32)
-        CX = np.zeros(TC, np.float32)
-        CY = np.zeros(TC, np.float32)
-        CZ = np.zeros(TC, np.float32)
-        U = np.zeros(TC, np.int64)
-        acc = np.empty((TR, TC), np.float64)
-        cnt = np.empty((TR, TC), np.int64)
-        dead = np.zeros((TR, TC), np.bool_)
-        gskip = np.zeros(ngr, np.bool_)
-        for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
-            tr = q // ntc
-            tc = q - tr * ntc
-            r0 = tr * TR
-            r1 = min(nr, r0 + TR)
-            c0 = tc * TC
-            c1 = min(nc, c0 + TC)
-            a_init = combine_init(mode)
-            for i in range(TR):
-                for t in range(TC):
-                    acc[i, t] = a_init
-                    cnt[i, t] = 0
-            # with skipping, a first pass over every PRE_STEP-th step gives each ray a value its result cannot be
-            # below (max / min select, in any order), so the second pass skips from the ray's first sample on
-            for g in range(ngr):
-                gskip[g] = False
-            for pss in range(2 if skip else 1):
-              grouped = skip and pss == 1 and groups
-              if grouped:
-                  # rays without any inside sample (none in the first pass, and none at all) take no part in the
-                  # groups' test
-                  for i in range(TR):
-                      for t in range(TC):
-                          r = r0 + i
-                          c = c0 + t
-                          dd = r >= r1 or c >= c1
-                          if not dd and cnt[i, t] == 0:
-                              rlo, rhi = _ray_range(a00 * c + a01 * r, a10 * c + a11 * r, a20 * c + a21 * r, a02, a12,
-                                                    a22, b0, b1, b2, ns, xl, yl, zl, eps)
-                              dd = rhi < rlo
-                          dead[i, t] = dd
-              blk = -1
-              for s in range(ns):
-                if skip and ((s % pre == 0) != (pss == 0)):
-                    continue
-                if grouped and s // GS != blk:
-                    # the groups' test for steps s (the block's first step of this pass) .. the block's end
-                    blk = s // GS
-                    se = min(ns, blk * GS + GS) - 1
-                    for g in range(ngr):
-                        gc0 = c0 + g * GC
-                        gc1 = min(c1, gc0 + GC) - 1
-                        if gc0 > gc1:
-                            gskip[g] = True
-                            continue
-                        agg = math.inf if mode == MODE_MAX else -math.inf
-                        for i in range(r1 - r0):
-                            for t in range(gc0 - c0, gc1 - c0 + 1):
-                                if dead[i, t]:
-                                    continue
-                                a = acc[i, t]
-                                if a != a:
+    off = np.zeros(TC, np.int64)
+    kk = np.zeros(TC, np.int64)
+    bb = np.zeros(TC, np.int64)
+    wx = np.zeros(TC, np.float32)
+    wy = np.zeros(TC, np.float32)
+    wz = np.zeros(TC, np.float32)
+    W = np.zeros((4, TC), np.int32)
+    P0 = np.zeros(TC, np.float32)
+    P1 = np.zeros(TC, np.float32)
+    CX = np.zeros(TC, np.float32)
+    CY = np.zeros(TC, np.float32)
+    CZ = np.zeros(TC, np.float32)
+    U = np.zeros(TC, np.int64)
+    acc = np.empty((TR, TC), np.float64)
+    cnt = np.empty((TR, TC), np.int64)
+    dead = np.zeros((TR, TC), np.bool_)
+    gskip = np.zeros(ngr, np.bool_)
+    for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
+        tr = q // ntc
+        tc = q - tr * ntc
+        r0 = tr * TR
+        r1 = min(nr, r0 + TR)
+        c0 = tc * TC
+        c1 = min(nc, c0 + TC)
+        a_init = combine_init(mode)
+        for i in range(TR):
+            for t in range(TC):
+                acc[i, t] = a_init
+                cnt[i, t] = 0
+        # with skipping, a first pass over every PRE_STEP-th step gives each ray a value its result cannot be
+        # below (max / min select, in any order), so the second pass skips from the ray's first sample on
+        for g in range(ngr):
+            gskip[g] = False
+        for pss in range(2 if skip else 1):
+          grouped = skip and pss == 1 and groups
+          if grouped:
+              # rays without any inside sample (none in the first pass, and none at all) take no part in the
+              # groups' test
+              for i in range(TR):
+                  for t in range(TC):
+                      r = r0 + i
+                      c = c0 + t
+                      dd = r >= r1 or c >= c1
+                      if not dd and cnt[i, t] == 0:
+                          rlo, rhi = _ray_range(a00 * c + a01 * r, a10 * c + a11 * r, a20 * c + a21 * r, a02, a12,
+                                                a22, b0, b1, b2, ns, xl, yl, zl, eps)
+                          dd = rhi < rlo
+                      dead[i, t] = dd
+          blk = -1
+          for s in range(ns):
+            if skip and ((s % pre == 0) != (pss == 0)):
+                continue
+            if grouped and s // GS != blk:
+                # the groups' test for steps s (the block's first step of this pass) .. the block's end
+                blk = s // GS
+                se = min(ns, blk * GS + GS) - 1
+                for g in range(ngr):
+                    gc0 = c0 + g * GC
+                    gc1 = min(c1, gc0 + GC) - 1
+                    if gc0 > gc1:
+                        gskip[g] = True
+                        continue
+                    agg = math.inf if mode == MODE_MAX else -math.inf
+                    for i in range(r1 - r0):
+                        for t in range(gc0 - c0, gc1 - c0 + 1):
+                            if dead[i, t]:
+                                continue
+                            a = acc[i, t]
+                            if a != a:
+                                agg = a
+                            elif mode == MODE_MAX:
+                                if a < agg:
                                     agg = a
-                                elif mode == MODE_MAX:
-                                    if a < agg:
-                                        agg = a
-                                elif a > agg:
-                                    agg = a
-                        if agg != agg or agg == combine_init(mode):
-                            gskip[g] = False
-                            continue
-                        li, hx = _corner_span(a00, a01, a02, b0, gc0, gc1, r0, r1 - 1, s, se, xm, nxm2, ext)
-                        lj, hy = _corner_span(a10, a11, a12, b1, gc0, gc1, r0, r1 - 1, s, se, ym, nym2, ext)
-                        lk, hz = _corner_span(a20, a21, a22, b2, gc0, gc1, r0, r1 - 1, s, se, zm, nzm2, ext)
-                        bound = _box_bound(bext, lk >> BRICK_SHIFT, hz >> BRICK_SHIFT, lj >> BRICK_SHIFT,
-                                           hy >> BRICK_SHIFT, li >> BRICK_SHIFT, hx >> BRICK_SHIFT, nby8, nbx8, mode)
-                        gskip[g] = combine_skips(bound, agg, mode)
-                qs0 = a02 * s
-                qs1 = a12 * s
-                qs2 = a22 * s
-                for r in range(r0, r1):
-                    pr0 = a01 * r
-                    pr1 = a11 * r
-                    pr2 = a21 * r
-                    lo, hi = _row_range(a00, a10, a20, i00, i10, i20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, c0,
-                                        c1, xl, yl, zl, eps)
-                    g = 0
-                    while lo <= hi:
-                        # the next run of columns lo..e (whole row, or consecutive unskipped groups)
-                        e = hi
-                        if grouped:
-                            g = (lo - c0) // GC
-                            while g < ngr and gskip[g]:
-                                g += 1
-                            if g >= ngr:
-                                break
-                            lo = max(lo, c0 + g * GC)
-                            g2 = g
-                            while g2 + 1 < ngr and not gskip[g2 + 1]:
-                                g2 += 1
-                            e = min(hi, c0 + (g2 + 1) * GC - 1)
-                            if lo > e:
-                                break
-                        if linear:
-                            _fast_coords_linear(lo, e, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
-                                                nx, ny, nz, off, kk, wx, wy, wz, bb, nby8, nbx8, True)
-                        else:
-                            _fast_coords_nearest(lo, e, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
-                                                 nx, ny, nz, off, kk, bb, nby8, nbx8)
-                        if pairs:
-                            _pair_row_combine(flat, e - lo + 1, off, dj, dk, wx, wy, wz, bb, pm, W, P0, P1, CX, CY,
-                                              CZ, U, mode, skip, bext, acc, cnt, r - r0, lo - c0)
-                        else:
-                            _fast_row_combine(flat, e - lo + 1, linear, raw, off, di, dj, dk, kk, wx, wy, wz, bb, g1,
-                                              slopes, intercepts, uniform, mode, skip, bext, acc, cnt, r - r0, lo - c0)
-                        lo = e + 1
+                            elif a > agg:
+                                agg = a
+                    if agg != agg or agg == combine_init(mode):
+                        gskip[g] = False
+                        continue
+                    li, hx = _corner_span(a00, a01, a02, b0, gc0, gc1, r0, r1 - 1, s, se, xm, nxm2, ext)
+                    lj, hy = _corner_span(a10, a11, a12, b1, gc0, gc1, r0, r1 - 1, s, se, ym, nym2, ext)
+                    lk, hz = _corner_span(a20, a21, a22, b2, gc0, gc1, r0, r1 - 1, s, se, zm, nzm2, ext)
+                    bound = _box_bound(bext, lk >> BRICK_SHIFT, hz >> BRICK_SHIFT, lj >> BRICK_SHIFT,
+                                       hy >> BRICK_SHIFT, li >> BRICK_SHIFT, hx >> BRICK_SHIFT, nby8, nbx8, mode)
+                    gskip[g] = combine_skips(bound, agg, mode)
+            qs0 = a02 * s
+            qs1 = a12 * s
+            qs2 = a22 * s
             for r in range(r0, r1):
-                for c in range(c0, c1):
-                    v = combine_finish(acc[r - r0, c - c0], cnt[r - r0, c - c0], mode, fill)
-                    if raw and cnt[r - r0, c - c0] > 0:
-                        v = v * s0 + t0
-                    out[r, c] = _out_value(v, wnd)
+                pr0 = a01 * r
+                pr1 = a11 * r
+                pr2 = a21 * r
+                lo, hi = _row_range(a00, a10, a20, i00, i10, i20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2, c0,
+                                    c1, xl, yl, zl, eps)
+                g = 0
+                while lo <= hi:
+                    # the next run of columns lo..e (whole row, or consecutive unskipped groups)
+                    e = hi
+                    if grouped:
+                        g = (lo - c0) // GC
+                        while g < ngr and gskip[g]:
+                            g += 1
+                        if g >= ngr:
+                            break
+                        lo = max(lo, c0 + g * GC)
+                        g2 = g
+                        while g2 + 1 < ngr and not gskip[g2 + 1]:
+                            g2 += 1
+                        e = min(hi, c0 + (g2 + 1) * GC - 1)
+                        if lo > e:
+                            break
+                    if linear:
+                        _fast_coords_linear(lo, e, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
+                                            nx, ny, nz, off, kk, wx, wy, wz, bb, nby8, nbx8, True)
+                    else:
+                        _fast_coords_nearest(lo, e, a00, a10, a20, pr0, pr1, pr2, qs0, qs1, qs2, b0, b1, b2,
+                                             nx, ny, nz, off, kk, bb, nby8, nbx8)
+                    if pairs:
+                        _pair_row_combine(flat, e - lo + 1, off, dj, dk, wx, wy, wz, bb, pm, W, P0, P1, CX, CY,
+                                          CZ, U, mode, skip, bext, acc, cnt, r - r0, lo - c0)
+                    else:
+                        _fast_row_combine(flat, e - lo + 1, linear, raw, off, di, dj, dk, kk, wx, wy, wz, bb, g1,
+                                          slopes, intercepts, uniform, mode, skip, bext, acc, cnt, r - r0, lo - c0)
+                    lo = e + 1
+        for r in range(r0, r1):
+            for c in range(c0, c1):
+                v = combine_finish(acc[r - r0, c - c0], cnt[r - r0, c - c0], mode, fill)
+                if raw and cnt[r - r0, c - c0] > 0:
+                    v = v * s0 + t0
+                out[r, c] = _out_value(v, wnd)
 
 
 #: tile of the slice-order projection kernel: SLICE_TC columns x SLICE_SB steps (its footprint in one slice, a
@@ -1136,6 +1165,15 @@ def _project_slices_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
     sign mask): each tile row's x-neighbour pairs are read first (two loads a point), then blended in a vectorised
     loop -- the same float32 blends.
     """
+    for w in prange(nchunks):
+        _project_slices_task(np.int64(w), data, slopes, intercepts, uniform, A, b, ns, mode, linear, raw, s0, t0,
+                             fill, eps, nchunks, pairs, pm, out, wnd)
+
+
+@njit(**_JIT)
+def _project_slices_task(w, data, slopes, intercepts, uniform, A, b, ns, mode, linear, raw, s0, t0, fill, eps,
+                         nchunks, pairs, pm, out, wnd):
+    """Task ``w`` of :func:`_project_slices_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     nz, ny, nx = data.shape
     flat = data.ravel()
     nr, nc = out.shape
@@ -1190,124 +1228,123 @@ def _project_slices_kernel(data, slopes, intercepts, uniform, A, b, ns, mode, li
     SB = SLICE_SB
     sel = raw and mode != MODE_MEAN     # float32 accumulators (max / min of float32 values)
     ntiles = (nc + TC - 1) // TC
-    for w in prange(nchunks):
-        off = np.zeros((SB, TC), np.int64)
-        wx = np.zeros((SB, TC), np.float32)
-        wy = np.zeros((SB, TC), np.float32)
-        slo = np.zeros(SB, np.int64)
-        shi = np.zeros(SB, np.int64)
-        msk = np.zeros((SB, TC), np.bool_)
-        Q = np.zeros((2, SB, TC), np.float32)
-        W2 = np.zeros((2, TC), np.int32)
-        acc = np.empty((nr, TC), np.float64)
-        acc32 = np.empty((nr, TC), np.float32)
-        cnt = np.zeros(TC, np.int64)
-        for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
-            c0 = q * TC
-            c1 = min(nc, c0 + TC)
-            a_init = combine_init(mode)
-            for r in range(nr):
-                for t in range(TC):
-                    acc[r, t] = a_init
-                    acc32[r, t] = a_init
+    off = np.zeros((SB, TC), np.int64)
+    wx = np.zeros((SB, TC), np.float32)
+    wy = np.zeros((SB, TC), np.float32)
+    slo = np.zeros(SB, np.int64)
+    shi = np.zeros(SB, np.int64)
+    msk = np.zeros((SB, TC), np.bool_)
+    Q = np.zeros((2, SB, TC), np.float32)
+    W2 = np.zeros((2, TC), np.int32)
+    acc = np.empty((nr, TC), np.float64)
+    acc32 = np.empty((nr, TC), np.float32)
+    cnt = np.zeros(TC, np.int64)
+    for q in range(w * ntiles // nchunks, (w + 1) * ntiles // nchunks):
+        c0 = q * TC
+        c1 = min(nc, c0 + TC)
+        a_init = combine_init(mode)
+        for r in range(nr):
             for t in range(TC):
-                cnt[t] = 0
-            for sb0 in range(0, ns, SB):
-                nsb = min(SB, ns - sb0)
-                na = 0
-                for si in range(nsb):
-                    s = sb0 + si
-                    qs0 = a02 * s
-                    qs1 = a12 * s
-                    # the in-slice inside columns of step s (z is tested per row above)
-                    lo, hi = _row_range(a00, a10, 0.0, i00, i10, 0.0, 0.0, 0.0, 0.0, qs0, qs1, 0.0, b0, b1, 0.0,
-                                        c0, c1, xl, yl, zl, eps)
-                    if hi < lo:
-                        continue
-                    slo[na] = lo - c0
-                    shi[na] = hi - c0 + 1
-                    # every column of the tile (clamped: valid offsets; the outside ones are masked off below), so
-                    # the loops over a tile row have a fixed length and vectorise
-                    for u in range(TC):
-                        c = c0 + u
-                        x = ((a00 * c + 0.0) + qs0) + b0
-                        y = ((a10 * c + 0.0) + qs1) + b1
-                        if linear:
-                            i0, fx = _fast_axis(x, xm, nxm2)
-                            j0, fy = _fast_axis(y, ym, nym2)
-                            wx[na, u] = fx
-                            wy[na, u] = fy
-                        else:
-                            i0 = int(math.floor(_clamp(x, xm) + 0.5))
-                            j0 = int(math.floor(_clamp(y, ym) + 0.5))
-                        off[na, u] = j0 * nx + i0
-                        inn = u >= lo - c0 and u <= hi - c0
-                        msk[na, u] = inn
-                        if inn:
-                            cnt[u] += 1
-                    na += 1
-                if na == 0:
+                acc[r, t] = a_init
+                acc32[r, t] = a_init
+        for t in range(TC):
+            cnt[t] = 0
+        for sb0 in range(0, ns, SB):
+            nsb = min(SB, ns - sb0)
+            na = 0
+            for si in range(nsb):
+                s = sb0 + si
+                qs0 = a02 * s
+                qs1 = a12 * s
+                # the in-slice inside columns of step s (z is tested per row above)
+                lo, hi = _row_range(a00, a10, 0.0, i00, i10, 0.0, 0.0, 0.0, 0.0, qs0, qs1, 0.0, b0, b1, 0.0,
+                                    c0, c1, xl, yl, zl, eps)
+                if hi < lo:
                     continue
-                for k in range(nz):
-                    if not need[k]:
-                        continue
-                    base = k * nxy
-                    h = k & 1
-                    for si in range(na):
-                        if pairs:
-                            for u in range(TC):
-                                po = base + off[si, u]
-                                W2[0, u] = load_pair(flat, po)
-                                W2[1, u] = load_pair(flat, po + dj)
-                            for u in range(TC):
-                                qx = wx[si, u]
-                                pw = W2[0, u]
-                                qa = pair_lo(pw, pm)
-                                e0 = qa + (pair_hi(pw, pm) - qa) * qx
-                                pw = W2[1, u]
-                                qa = pair_lo(pw, pm)
-                                e1 = qa + (pair_hi(pw, pm) - qa) * qx
-                                Q[h, si, u] = e0 + (e1 - e0) * wy[si, u]
-                        elif linear:
-                            for u in range(TC):
-                                Q[h, si, u] = _blend4_f32(flat, base + off[si, u], di, dj, wx[si, u], wy[si, u])
-                        else:
-                            for u in range(TC):
-                                Q[h, si, u] = np.float32(flat[base + off[si, u]])
-                    for gi in range(gcount[k], gcount[k + 1]):
-                        r = grows[gi]
-                        k0 = rk[r]
-                        ha = k0 & 1
-                        if not linear:
-                            sk = slopes[0] if uniform else slopes[k0]
-                            tk = intercepts[0] if uniform else intercepts[k0]
-                            for si in range(na):
-                                for u in range(slo[si], shi[si]):
-                                    v = float(Q[ha, si, u]) * sk + tk
-                                    acc[r, u] = combine_step(acc[r, u], v, mode)
-                        elif sel:
-                            _slice_rows_sel(Q, ha, h, rf[r], msk, na, acc32, r, mode)
-                        elif raw:
-                            fz = rf[r]
-                            for si in range(na):
-                                for u in range(slo[si], shi[si]):
-                                    p0 = Q[ha, si, u]
-                                    acc[r, u] += float(p0 + (Q[h, si, u] - p0) * fz)
-                        else:
-                            fz = rf[r]
-                            for si in range(na):
-                                for u in range(slo[si], shi[si]):
-                                    v = _fast_value(Q[ha, si, u], Q[h, si, u], fz, k0, k, slopes, intercepts,
-                                                    uniform)
-                                    acc[r, u] = combine_step(acc[r, u], v, mode)
-            for r in range(nr):
-                for c in range(c0, c1):
-                    m = cnt[c - c0] if rin[r] else 0
-                    a = float(acc32[r, c - c0]) if sel else acc[r, c - c0]
-                    v = combine_finish(a, m, mode, fill)
-                    if raw and m > 0:
-                        v = v * s0 + t0
-                    out[r, c] = _out_value(v, wnd)
+                slo[na] = lo - c0
+                shi[na] = hi - c0 + 1
+                # every column of the tile (clamped: valid offsets; the outside ones are masked off below), so
+                # the loops over a tile row have a fixed length and vectorise
+                for u in range(TC):
+                    c = c0 + u
+                    x = ((a00 * c + 0.0) + qs0) + b0
+                    y = ((a10 * c + 0.0) + qs1) + b1
+                    if linear:
+                        i0, fx = _fast_axis(x, xm, nxm2)
+                        j0, fy = _fast_axis(y, ym, nym2)
+                        wx[na, u] = fx
+                        wy[na, u] = fy
+                    else:
+                        i0 = int(math.floor(_clamp(x, xm) + 0.5))
+                        j0 = int(math.floor(_clamp(y, ym) + 0.5))
+                    off[na, u] = j0 * nx + i0
+                    inn = u >= lo - c0 and u <= hi - c0
+                    msk[na, u] = inn
+                    if inn:
+                        cnt[u] += 1
+                na += 1
+            if na == 0:
+                continue
+            for k in range(nz):
+                if not need[k]:
+                    continue
+                base = k * nxy
+                h = k & 1
+                for si in range(na):
+                    if pairs:
+                        for u in range(TC):
+                            po = base + off[si, u]
+                            W2[0, u] = load_pair(flat, po)
+                            W2[1, u] = load_pair(flat, po + dj)
+                        for u in range(TC):
+                            qx = wx[si, u]
+                            pw = W2[0, u]
+                            qa = pair_lo(pw, pm)
+                            e0 = qa + (pair_hi(pw, pm) - qa) * qx
+                            pw = W2[1, u]
+                            qa = pair_lo(pw, pm)
+                            e1 = qa + (pair_hi(pw, pm) - qa) * qx
+                            Q[h, si, u] = e0 + (e1 - e0) * wy[si, u]
+                    elif linear:
+                        for u in range(TC):
+                            Q[h, si, u] = _blend4_f32(flat, base + off[si, u], di, dj, wx[si, u], wy[si, u])
+                    else:
+                        for u in range(TC):
+                            Q[h, si, u] = np.float32(flat[base + off[si, u]])
+                for gi in range(gcount[k], gcount[k + 1]):
+                    r = grows[gi]
+                    k0 = rk[r]
+                    ha = k0 & 1
+                    if not linear:
+                        sk = slopes[0] if uniform else slopes[k0]
+                        tk = intercepts[0] if uniform else intercepts[k0]
+                        for si in range(na):
+                            for u in range(slo[si], shi[si]):
+                                v = float(Q[ha, si, u]) * sk + tk
+                                acc[r, u] = combine_step(acc[r, u], v, mode)
+                    elif sel:
+                        _slice_rows_sel(Q, ha, h, rf[r], msk, na, acc32, r, mode)
+                    elif raw:
+                        fz = rf[r]
+                        for si in range(na):
+                            for u in range(slo[si], shi[si]):
+                                p0 = Q[ha, si, u]
+                                acc[r, u] += float(p0 + (Q[h, si, u] - p0) * fz)
+                    else:
+                        fz = rf[r]
+                        for si in range(na):
+                            for u in range(slo[si], shi[si]):
+                                v = _fast_value(Q[ha, si, u], Q[h, si, u], fz, k0, k, slopes, intercepts,
+                                                uniform)
+                                acc[r, u] = combine_step(acc[r, u], v, mode)
+        for r in range(nr):
+            for c in range(c0, c1):
+                m = cnt[c - c0] if rin[r] else 0
+                a = float(acc32[r, c - c0]) if sel else acc[r, c - c0]
+                v = combine_finish(a, m, mode, fill)
+                if raw and m > 0:
+                    v = v * s0 + t0
+                out[r, c] = _out_value(v, wnd)
 
 
 @njit(inline="always", **_JIT)

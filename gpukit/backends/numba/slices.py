@@ -328,6 +328,16 @@ def _slices_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, mta, mtb, ia, ib, ra, 
     ``init``) and streams every slice in order, visiting the slice's band of its rows in order: reads move
     forward through memory, the accumulator band a slice touches is the one the previous slice touched, give
     or take a column or two, and each ray is combined in slice order by one task."""
+    for t in prange(bounds.shape[0] - 1):
+        _slices_task(np.int64(t), flat, n_p, na, nb, sp, sa, sb, oa, ob, mta, mtb, ia, ib, ra, rb, fa, fb, sA, sB, sM,
+                     s0, smax, code, linear, rows, raw, slopes, intercepts, fplo, fphi, pfr, sblk, bounds, init, acc,
+                     cnt)
+
+
+@njit(**_JIT)
+def _slices_task(t, flat, n_p, na, nb, sp, sa, sb, oa, ob, mta, mtb, ia, ib, ra, rb, fa, fb, sA, sB, sM, s0, smax,
+                 code, linear, rows, raw, slopes, intercepts, fplo, fphi, pfr, sblk, bounds, init, acc, cnt):
+    """Task ``t`` of :func:`_slices_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     NA, NB = acc.shape
     T = bounds.shape[0] - 1
     F = acc.dtype.type
@@ -340,45 +350,44 @@ def _slices_kernel(flat, n_p, na, nb, sp, sa, sb, oa, ob, mta, mtb, ia, ib, ra, 
     q1 = max(sB * ob, sB * (ob + NB - 1))
     accf = acc.reshape(-1)
     cntf = cnt.reshape(-1)
-    for t in prange(T):
-        v0 = bounds[t]
-        v1 = bounds[t + 1]
-        for o in range(v0 * NB, v1 * NB):
-            accf[o] = finit
-        rlo = np.empty(sblk, np.int64)
-        rhi = np.empty(sblk, np.int64)
-        for mb in range(0, n_p, sblk):
-            me = min(n_p, mb + sblk)
-            if sblk == 1:
-                lo, hi = _row_span(mb, v0, v1, oa, na, mta, sA, sM, s0, smax, q0, q1)
-                if lo <= hi:
-                    sc, of = _slice_scale(mb, raw, rows, slopes, intercepts, one, zero)
-                    _slice_rows(flat, mb, lo - oa, hi + 1 - oa, pfr, oa, ob, NB, na, nb, sp, sa, sb, float(mb),
-                                mta[mb], mtb[mb], ia[mb], ib[mb], ra[mb], rb[mb], fa[mb], fb[mb], sA, sB, inv_sB, sM, s0,
-                                smax, code, linear, rows, sc, of, slopes, intercepts, accf, cntf, count, one, zero,
-                                fplo, fphi)
-                continue
-            # the slice axis is the array's fastest: a block of slices shares each cache line, so the block is
-            # visited row by row, each row through every slice of the block in order (each ray still combines
-            # its samples in slice order)
-            ulo = oa + v1
-            uhi = oa + v0 - 1
+    v0 = bounds[t]
+    v1 = bounds[t + 1]
+    for o in range(v0 * NB, v1 * NB):
+        accf[o] = finit
+    rlo = np.empty(sblk, np.int64)
+    rhi = np.empty(sblk, np.int64)
+    for mb in range(0, n_p, sblk):
+        me = min(n_p, mb + sblk)
+        if sblk == 1:
+            lo, hi = _row_span(mb, v0, v1, oa, na, mta, sA, sM, s0, smax, q0, q1)
+            if lo <= hi:
+                sc, of = _slice_scale(mb, raw, rows, slopes, intercepts, one, zero)
+                _slice_rows(flat, mb, lo - oa, hi + 1 - oa, pfr, oa, ob, NB, na, nb, sp, sa, sb, float(mb),
+                            mta[mb], mtb[mb], ia[mb], ib[mb], ra[mb], rb[mb], fa[mb], fb[mb], sA, sB, inv_sB, sM, s0,
+                            smax, code, linear, rows, sc, of, slopes, intercepts, accf, cntf, count, one, zero,
+                            fplo, fphi)
+            continue
+        # the slice axis is the array's fastest: a block of slices shares each cache line, so the block is
+        # visited row by row, each row through every slice of the block in order (each ray still combines
+        # its samples in slice order)
+        ulo = oa + v1
+        uhi = oa + v0 - 1
+        for m in range(mb, me):
+            lo, hi = _row_span(m, v0, v1, oa, na, mta, sA, sM, s0, smax, q0, q1)
+            rlo[m - mb] = lo
+            rhi[m - mb] = hi
+            if lo <= hi:
+                ulo = min(ulo, lo)
+                uhi = max(uhi, hi)
+        for ua in range(ulo, uhi + 1):
             for m in range(mb, me):
-                lo, hi = _row_span(m, v0, v1, oa, na, mta, sA, sM, s0, smax, q0, q1)
-                rlo[m - mb] = lo
-                rhi[m - mb] = hi
-                if lo <= hi:
-                    ulo = min(ulo, lo)
-                    uhi = max(uhi, hi)
-            for ua in range(ulo, uhi + 1):
-                for m in range(mb, me):
-                    if rlo[m - mb] <= ua <= rhi[m - mb]:
-                        sc, of = _slice_scale(m, raw, rows, slopes, intercepts, one, zero)
-                        # pfr * 0, not 0: a literal argument would compile a second _slice_rows per signature
-                        _slice_rows(flat, m, ua - oa, ua + 1 - oa, pfr * 0, oa, ob, NB, na, nb, sp, sa, sb, float(m),
-                                    mta[m], mtb[m], ia[m], ib[m], ra[m], rb[m], fa[m], fb[m], sA, sB, inv_sB, sM,
-                                    s0, smax, code, linear, rows, sc, of, slopes, intercepts, accf, cntf, count, one,
-                                    zero, fplo, fphi)
+                if rlo[m - mb] <= ua <= rhi[m - mb]:
+                    sc, of = _slice_scale(m, raw, rows, slopes, intercepts, one, zero)
+                    # pfr * 0, not 0: a literal argument would compile a second _slice_rows per signature
+                    _slice_rows(flat, m, ua - oa, ua + 1 - oa, pfr * 0, oa, ob, NB, na, nb, sp, sa, sb, float(m),
+                                mta[m], mtb[m], ia[m], ib[m], ra[m], rb[m], fa[m], fb[m], sA, sB, inv_sB, sM,
+                                s0, smax, code, linear, rows, sc, of, slopes, intercepts, accf, cntf, count, one,
+                                zero, fplo, fphi)
 
 
 
@@ -486,67 +495,73 @@ def _warp_kernel(acc, cnt, wa0, wa1, wa2, wb0, wb1, wb2, mean, linear, raw, rs, 
     ``vdivpd``/``vrndscalepd``) and the reads in between (this CPU's LLVM makes no gathers), then
     :func:`_warp_pixel` for the pixels the case does not hold for (left NaN); the same operations in the same
     order, so the same values."""
+    for t in prange(T):
+        _warp_task(np.int64(t), acc, cnt, wa0, wa1, wa2, wb0, wb1, wb2, mean, linear, raw, rs, ro, fill, out, T)
+
+
+@njit(error_model="numpy", **_JIT)
+def _warp_task(t, acc, cnt, wa0, wa1, wa2, wb0, wb1, wb2, mean, linear, raw, rs, ro, fill, out, T):
+    """Task ``t`` of :func:`_warp_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     nr, nc = out.shape
     NA, NB = acc.shape
     accf = acc.reshape(-1)
     fast = linear and not mean and NA >= 2 and NB >= 2
     amax = NA - 2.0
     bmax = NB - 2.0
-    for t in prange(T):
-        idx = np.empty(nc, np.int64)
-        fa = np.empty(nc, np.float64)
-        fb = np.empty(nc, np.float64)
-        ins = np.empty(nc, np.bool_)
-        v = np.empty((4, nc), np.float64)
-        for r in range(t * nr // T, (t + 1) * nr // T):
-            rf = float(r)
-            if fast:
-                for c in range(nc):
-                    pa = (wa0 * float(c) + wa1 * rf) + wa2
-                    pb = (wb0 * float(c) + wb1 * rf) + wb2
-                    a0f = math.floor(pa)
-                    b0f = math.floor(pb)
-                    fa[c] = pa - a0f
-                    fb[c] = pb - b0f
-                    ins[c] = (a0f >= 0.0) & (a0f <= amax) & (b0f >= 0.0) & (b0f <= bmax)
-                    ac = a0f if a0f > 0.0 else 0.0
-                    bc = b0f if b0f > 0.0 else 0.0
-                    idx[c] = np.int64(ac if ac < amax else amax) * NB + np.int64(bc if bc < bmax else bmax)
-                for c in range(nc):
-                    i = np.uint64(idx[c])
-                    v[0, c] = accf[i]
-                    v[1, c] = accf[i + np.uint64(1)]
-                    v[2, c] = accf[i + np.uint64(NB)]
-                    v[3, c] = accf[i + np.uint64(NB + 1)]
-                for c in range(nc):
-                    v00 = v[0, c]
-                    v01 = v[1, c]
-                    v10 = v[2, c]
-                    v11 = v[3, c]
-                    good = ins[c] & (abs(v00) < INF) & (abs(v01) < INF) & (abs(v10) < INF) & (abs(v11) < INF)
-                    if raw:
-                        v00 = v00 * rs + ro
-                        v01 = v01 * rs + ro
-                        v10 = v10 * rs + ro
-                        v11 = v11 * rs + ro
-                    fac = fa[c]
-                    fbc = fb[c]
-                    w00 = (1.0 - fac) * (1.0 - fbc)
-                    w01 = (1.0 - fac) * fbc
-                    w10 = fac * (1.0 - fbc)
-                    w11 = fac * fbc
-                    num = ((w00 * v00 + w01 * v01) + w10 * v10) + w11 * v11
-                    den = ((w00 + w01) + w10) + w11
-                    res = num / den
-                    out[r, c] = res if good & (den > 0.0) else math.nan
-                for c in range(nc):
-                    if out[r, c] != out[r, c]:
-                        out[r, c] = _warp_pixel(acc, cnt, (wa0 * float(c) + wa1 * rf) + wa2,
-                                                (wb0 * float(c) + wb1 * rf) + wb2, mean, linear, raw, rs, ro, fill)
-            else:
-                for c in range(nc):
+    idx = np.empty(nc, np.int64)
+    fa = np.empty(nc, np.float64)
+    fb = np.empty(nc, np.float64)
+    ins = np.empty(nc, np.bool_)
+    v = np.empty((4, nc), np.float64)
+    for r in range(t * nr // T, (t + 1) * nr // T):
+        rf = float(r)
+        if fast:
+            for c in range(nc):
+                pa = (wa0 * float(c) + wa1 * rf) + wa2
+                pb = (wb0 * float(c) + wb1 * rf) + wb2
+                a0f = math.floor(pa)
+                b0f = math.floor(pb)
+                fa[c] = pa - a0f
+                fb[c] = pb - b0f
+                ins[c] = (a0f >= 0.0) & (a0f <= amax) & (b0f >= 0.0) & (b0f <= bmax)
+                ac = a0f if a0f > 0.0 else 0.0
+                bc = b0f if b0f > 0.0 else 0.0
+                idx[c] = np.int64(ac if ac < amax else amax) * NB + np.int64(bc if bc < bmax else bmax)
+            for c in range(nc):
+                i = np.uint64(idx[c])
+                v[0, c] = accf[i]
+                v[1, c] = accf[i + np.uint64(1)]
+                v[2, c] = accf[i + np.uint64(NB)]
+                v[3, c] = accf[i + np.uint64(NB + 1)]
+            for c in range(nc):
+                v00 = v[0, c]
+                v01 = v[1, c]
+                v10 = v[2, c]
+                v11 = v[3, c]
+                good = ins[c] & (abs(v00) < INF) & (abs(v01) < INF) & (abs(v10) < INF) & (abs(v11) < INF)
+                if raw:
+                    v00 = v00 * rs + ro
+                    v01 = v01 * rs + ro
+                    v10 = v10 * rs + ro
+                    v11 = v11 * rs + ro
+                fac = fa[c]
+                fbc = fb[c]
+                w00 = (1.0 - fac) * (1.0 - fbc)
+                w01 = (1.0 - fac) * fbc
+                w10 = fac * (1.0 - fbc)
+                w11 = fac * fbc
+                num = ((w00 * v00 + w01 * v01) + w10 * v10) + w11 * v11
+                den = ((w00 + w01) + w10) + w11
+                res = num / den
+                out[r, c] = res if good & (den > 0.0) else math.nan
+            for c in range(nc):
+                if out[r, c] != out[r, c]:
                     out[r, c] = _warp_pixel(acc, cnt, (wa0 * float(c) + wa1 * rf) + wa2,
                                             (wb0 * float(c) + wb1 * rf) + wb2, mean, linear, raw, rs, ro, fill)
+        else:
+            for c in range(nc):
+                out[r, c] = _warp_pixel(acc, cnt, (wa0 * float(c) + wa1 * rf) + wa2,
+                                        (wb0 * float(c) + wb1 * rf) + wb2, mean, linear, raw, rs, ro, fill)
 
 
 def project_slices(data, slopes, intercepts, A, b, grid, mode, interp, fill, out, precision="exact"):
