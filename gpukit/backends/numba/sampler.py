@@ -31,8 +31,9 @@ kernels for 8- and 16-bit integer stored values (other dtypes run "exact"):
   ``inspect_asm``: the halves split by shifts and masks in int64 lanes, converted by ``vcvtqq2ps``, blended by
   packed ``vsubps``/``vmulps``/``vaddps`` on ymm/zmm registers, behind LLVM's runtime alias checks). The reads
   themselves stay scalar: LLVM's target for this host (``rocketlake``) prefers no gathers, so no loop of reads
-  at computed addresses is vectorised (no ``vpgather`` anywhere in the sampler). Same integers, same float32 operations in the same order:
-  the values are those of the one-value reads bit for bit (``PAIRS = False`` forces those, for tests);
+  at computed addresses is vectorised (no ``vpgather`` anywhere in the sampler). Same integers, same float32
+  operations in the same order: the values are those of the one-value reads bit for bit (``PAIRS = False``
+  forces those, for tests);
 * projections with brick skipping test groups of rays before computing their samples (a tile's rows x
   GROUP_C columns x GROUP_S steps against the largest brick bound of the brick box that holds all their
   samples, see :func:`_project_fast_kernel`; exact, ``GROUPS = False`` turns it off), and the first pass
