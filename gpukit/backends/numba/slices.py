@@ -339,7 +339,6 @@ def _slices_task(t, flat, n_p, na, nb, sp, sa, sb, oa, ob, mta, mtb, ia, ib, ra,
                  code, linear, rows, raw, slopes, intercepts, fplo, fphi, pfr, sblk, bounds, init, acc, cnt):
     """Task ``t`` of :func:`_slices_kernel`: its ``prange`` body (see :mod:`gpukit.backends._jit`)."""
     NA, NB = acc.shape
-    T = bounds.shape[0] - 1
     F = acc.dtype.type
     one = F(1.0)
     zero = F(0.0)
