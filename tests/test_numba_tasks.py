@@ -5,8 +5,8 @@ Each large ``parallel=True`` kernel is a ``prange`` loop calling one plain task 
 * every task runs with its index typed int64 only: a ``prange`` index is typed int64 before Numba's parfor pass
   and uint64 after it, so a task called with the bare index compiles twice (a second full compile of the
   largest functions in the package, per stored dtype);
-* the kernels that call them give the numpy reference's values (exact precision: bit for bit; slice order:
-  against its own float64 rule's numpy version), so the split changed no result.
+* the kernels that call them give the numpy reference's values (exact precision bit for bit, fast precision
+  within ``fast_bound``; slice order bit for bit against the numpy version of its rule).
 """
 
 from __future__ import annotations
